@@ -1,0 +1,39 @@
+# mobility-insights — the front door. `make demo` and `make test` set everything up first.
+SHELL := /bin/bash
+PY ?= python3.11
+VENV := .venv
+PYTHON := $(abspath $(VENV))/bin/python
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt constraints.txt | cksum | cut -d' ' -f1)
+DEMO_DATE ?= 2026-10-05
+DEMO_CONF ?= conf/local.yaml
+export PYSPARK_PYTHON := $(PYTHON)
+export PYTHONPATH := $(CURDIR)
+
+.PHONY: setup jars test test-unit demo lint clean package bench
+
+setup: $(STAMP) jars
+
+$(STAMP): requirements.txt requirements-dev.txt constraints.txt
+	@command -v $(PY) >/dev/null || { echo "error: $(PY) not found (Python 3.11 is required)" >&2; exit 1; }
+	@command -v java >/dev/null || { echo "error: java not found (Java 17 is required)" >&2; exit 1; }
+	@test -x $(VENV)/bin/python || $(PY) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install -q --upgrade pip
+	$(VENV)/bin/python -m pip install -q -r requirements-dev.txt -c constraints.txt
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+# Resolves the Delta jars once through spark.jars.packages; later runs use the Ivy cache.
+jars: $(STAMP)
+	@$(PYTHON) -m mobility.jars
+
+test: setup
+	$(PYTHON) -m pytest -q
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+demo: setup
+	@bash scripts/demo.sh $(DEMO_CONF) $(DEMO_DATE)
+
+clean:
+	rm -rf lake reports build dist .pytest_cache spark-warehouse metastore_db derby.log

@@ -1,0 +1,251 @@
+"""Typed, validated configuration loaded from ``conf/<env>.yaml``.
+
+Every section maps to a frozen dataclass. Unknown keys, missing keys and values of
+the wrong type are errors that name the offending ``section.key``: a typo in an
+operator's deployment must fail the run at start, never silently fall back to a
+default. Secrets are never part of the configuration; the config only names the
+environment variables that hold them (see :mod:`mobility.secrets`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message names the offending key."""
+
+
+@dataclass(frozen=True)
+class LakeConfig:
+    """Where the three zones of the lake live (paths or URIs)."""
+
+    raw: str
+    curated: str
+    insights: str
+    reports: str
+
+
+@dataclass(frozen=True)
+class SecretsConfig:
+    """Names of the environment variables holding the two secrets (never the secrets)."""
+
+    network_key_env: str
+    daily_key_env: str
+
+
+@dataclass(frozen=True)
+class GeneralizationConfig:
+    """How far location, time and age are coarsened before anything is released."""
+
+    h3_resolution: int
+    od_h3_resolution: int
+    window_minutes: int
+    age_band_edges: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class PrivacyConfig:
+    """Who is excluded and how many people a released row must stand for."""
+
+    k_min: int
+    min_age: int
+    exclude_business: bool
+
+
+@dataclass(frozen=True)
+class QualityConfig:
+    """Thresholds for the input data-quality gate."""
+
+    max_quarantine_share: float
+    min_known_cell_share: float
+    min_wellformed_msisdn_share: float
+
+
+@dataclass(frozen=True)
+class InsightsConfig:
+    """Parameters of the insight products beyond footfall."""
+
+    market_share: float
+    stay_min_minutes: int
+    region_factors: str | None = None
+
+
+@dataclass(frozen=True)
+class SparkConfig:
+    """Spark settings; ``master`` is ignored when spark-submit already chose one."""
+
+    master: str | None = None
+    conf: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole validated configuration of one environment."""
+
+    lake: LakeConfig
+    secrets: SecretsConfig
+    generalization: GeneralizationConfig
+    privacy: PrivacyConfig
+    quality: QualityConfig
+    insights: InsightsConfig
+    spark: SparkConfig
+
+
+def _coerce(value: Any, annotation: Any, key: str) -> Any:
+    """Check ``value`` against a dataclass field annotation, converting lists to tuples."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(value, inner[0], key)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"config key '{key}' must be a list, got {value!r}")
+        return tuple(_coerce(v, args[0], f"{key}[{i}]") for i, v in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"config key '{key}' must be a mapping, got {value!r}")
+        return {str(k): str(v).lower() if isinstance(v, bool) else str(v) for k, v in value.items()}
+    if annotation is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"config key '{key}' must be true or false, got {value!r}")
+        return value
+    if annotation is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"config key '{key}' must be an integer, got {value!r}")
+        return value
+    if annotation is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"config key '{key}' must be a number, got {value!r}")
+        return float(value)
+    if annotation is str:
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"config key '{key}' must be a non-empty string, got {value!r}")
+        return value
+    raise ConfigError(f"config key '{key}' has an unsupported type")  # pragma: no cover
+
+
+def _build(cls: type, data: Any, prefix: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"config section '{prefix}' must be a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(f"unknown config key '{prefix}.{unknown[0]}'")
+    kwargs: dict[str, Any] = {}
+    for name, f in fields.items():
+        key = f"{prefix}.{name}"
+        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        if name not in data:
+            if required:
+                raise ConfigError(f"missing config key '{key}'")
+            continue
+        kwargs[name] = _coerce(data[name], hints[name], key)
+    return cls(**kwargs)
+
+
+def _validate(cfg: Config) -> None:
+    """Cross-field rules that a type check cannot express."""
+    g, p, q, i = cfg.generalization, cfg.privacy, cfg.quality, cfg.insights
+    for key, res in (("h3_resolution", g.h3_resolution), ("od_h3_resolution", g.od_h3_resolution)):
+        if not 0 <= res <= 15:
+            raise ConfigError(f"config key 'generalization.{key}' must be 0..15, got {res}")
+    if g.window_minutes <= 0 or (24 * 60) % g.window_minutes:
+        raise ConfigError(
+            "config key 'generalization.window_minutes' must divide a day (e.g. 15, 30, 60), "
+            f"got {g.window_minutes}"
+        )
+    edges = g.age_band_edges
+    if not edges or list(edges) != sorted(set(edges)):
+        raise ConfigError("config key 'generalization.age_band_edges' must be strictly increasing")
+    if p.k_min < 2:
+        raise ConfigError(f"config key 'privacy.k_min' must be at least 2, got {p.k_min}")
+    if p.min_age < edges[0]:
+        raise ConfigError(
+            f"config key 'privacy.min_age' ({p.min_age}) is below the first age band edge "
+            f"({edges[0]}): people that young would have no band"
+        )
+    for key, share in (
+        ("max_quarantine_share", q.max_quarantine_share),
+        ("min_known_cell_share", q.min_known_cell_share),
+        ("min_wellformed_msisdn_share", q.min_wellformed_msisdn_share),
+    ):
+        if not 0.0 <= share <= 1.0:
+            raise ConfigError(f"config key 'quality.{key}' must be between 0 and 1, got {share}")
+    if not 0.0 < i.market_share <= 1.0:
+        raise ConfigError(f"config key 'insights.market_share' must be in (0, 1], got {i.market_share}")
+    if i.stay_min_minutes <= 0:
+        raise ConfigError("config key 'insights.stay_min_minutes' must be positive")
+
+
+def parse_overrides(overrides: list[str]) -> list[tuple[list[str], Any]]:
+    """Parse ``section.key=value`` strings; values are read as YAML scalars or lists."""
+    parsed = []
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override '{item}' is not of the form section.key=value")
+        dotted, raw = item.split("=", 1)
+        path = dotted.strip().split(".")
+        if len(path) < 2 or not all(path):
+            raise ConfigError(f"override '{item}' must name section.key")
+        parsed.append((path, yaml.safe_load(raw) if raw.strip() else ""))
+    return parsed
+
+
+def _apply_override(data: dict[str, Any], path: list[str], value: Any) -> None:
+    node = data
+    for i, part in enumerate(path[:-1]):
+        child = node.get(part)
+        if child is None:
+            # Only the free-form spark.conf mapping may gain new keys; everything else
+            # is validated against the dataclasses afterwards anyway.
+            child = {}
+            node[part] = child
+        if not isinstance(child, dict):
+            raise ConfigError(f"override '{'.'.join(path)}': '{'.'.join(path[: i + 1])}' is not a section")
+        node = child
+    node[path[-1]] = value
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
+    """Load, override and validate a config file.
+
+    Args:
+        path: the YAML file, e.g. ``conf/local.yaml``.
+        overrides: ``section.key=value`` strings from ``--set``; ``spark.conf.<name>``
+            sets a Spark property (names may contain dots).
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file '{p}' does not exist")
+    data = yaml.safe_load(p.read_text()) or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file '{p}' must hold a mapping of sections")
+    for dotted, value in parse_overrides(overrides or []):
+        if dotted[:2] == ["spark", "conf"] and len(dotted) > 2:
+            data.setdefault("spark", {}).setdefault("conf", {})[".".join(dotted[2:])] = value
+        else:
+            _apply_override(data, dotted, value)
+    sections: dict[str, Any] = {}
+    hints = typing.get_type_hints(Config)
+    unknown = sorted(set(data) - set(hints))
+    if unknown:
+        raise ConfigError(f"unknown config section '{unknown[0]}'")
+    for name, cls in hints.items():
+        if name not in data:
+            raise ConfigError(f"missing config section '{name}'")
+        sections[name] = _build(cls, data[name], name)
+    cfg = Config(**sections)
+    _validate(cfg)
+    return cfg

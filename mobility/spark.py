@@ -1,0 +1,78 @@
+"""The one SparkSession factory for jobs, tests, the demo and benchmarks."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from pyspark.sql import SparkSession
+
+from mobility.config import SparkConfig
+
+# The Python package is delta-spark 4.4.1, but Maven Central serves no 4.4.1 jar
+# (4.4.1 is a Python-only release; the newest jar of the line is 4.4.0), so the JVM
+# side is pinned here instead of using delta.configure_spark_with_delta_pip, which
+# would ask for the missing 4.4.1 jar.
+DELTA_JAR_VERSION = "4.4.0"
+SCALA_VERSION = "2.13"
+
+# Settings every session gets, wherever it runs. The columnar-input switch works
+# around SPARK-58241 (PySpark 4.2.0 hangs on plain Python UDFs over a Parquet scan);
+# h3-pyspark's UDFs are plain Python UDFs and run over the cell table.
+BASE_CONF: dict[str, str] = {
+    "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+    "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.execution.arrow.pythonUDF.columnarInput.enabled": "false",
+    "spark.sql.adaptive.enabled": "true",
+    "spark.sql.sources.partitionOverwriteMode": "static",
+    # Redact anything that looks like a key name or value in the UI, logs and plans
+    # (defence in depth: keys never enter a plan in the first place).
+    "spark.redaction.regex": "(?i)secret|password|token|access[.]key|mi_.*key",
+    "spark.sql.redaction.string.regex": "(?i)mi_(network|daily)_key[^,\\s]*",
+}
+
+# Local mode only: small machines, no UI unless asked for.
+LOCAL_DEFAULTS: dict[str, str] = {
+    "spark.sql.shuffle.partitions": "8",
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.driver.memory": "4g",
+}
+
+
+def delta_package() -> str:
+    """Maven coordinate of the Delta jar matching the installed PySpark."""
+    import pyspark
+
+    spark_minor = ".".join(pyspark.__version__.split(".")[:2])
+    return f"io.delta:delta-spark_{spark_minor}_{SCALA_VERSION}:{DELTA_JAR_VERSION}"
+
+
+def launched_by_spark_submit() -> bool:
+    """True when spark-submit started this Python process (it then owns master and jars)."""
+    return "PYSPARK_GATEWAY_PORT" in os.environ
+
+
+def build_session(app_name: str, spark_conf: SparkConfig | None = None) -> SparkSession:
+    """Create (or return) the SparkSession with Delta, UTC and the project's settings.
+
+    Under spark-submit the master, jars and resources come from the submit command;
+    run as ``python -m jobs.<job>`` it starts local mode and pulls the Delta jar
+    through ``spark.jars.packages`` (resolved once by ``make setup``, then cached).
+    """
+    spark_conf = spark_conf or SparkConfig()
+    # Executors must use the same interpreter (and so the same packages) as the driver.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    builder = SparkSession.builder.appName(app_name)
+    settings = dict(BASE_CONF)
+    if not launched_by_spark_submit():
+        builder = builder.master(spark_conf.master or "local[*]")
+        settings.update(LOCAL_DEFAULTS)
+        settings["spark.jars.packages"] = delta_package()
+    settings.update(spark_conf.conf)
+    for key, value in settings.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    return spark
