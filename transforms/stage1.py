@@ -17,6 +17,7 @@ summary's counts, which then add up by construction.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
@@ -108,7 +109,7 @@ def with_quarantine_reason(events: DataFrame, *, date: dt.date, valid_cells: Dat
 def age_band(age: Column, *, edges: tuple[int, ...]) -> Column:
     """Label an age with the configured bands: ``18-24``, ..., ``65+``; null -> ``unknown``."""
     expr = F.when(age.isNull() | (age < F.lit(edges[0])), F.lit("unknown"))
-    for lo, hi in zip(edges, edges[1:], strict=False):
+    for lo, hi in itertools.pairwise(edges):
         expr = expr.when(age < F.lit(hi), F.lit(f"{lo}-{hi - 1}"))
     return expr.otherwise(F.lit(f"{edges[-1]}+"))
 

@@ -1,0 +1,58 @@
+"""One session-scoped SparkSession for the whole suite (local[2], Delta, UTC, UI off)."""
+
+from __future__ import annotations
+
+import os
+import secrets as pysecrets
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+
+TEST_SPARK_CONF = {
+    "spark.sql.shuffle.partitions": "2",
+    "spark.default.parallelism": "2",
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.sql.session.timeZone": "UTC",
+    "spark.driver.memory": "2g",
+    "spark.databricks.delta.snapshotPartitions": "2",
+    "spark.sql.adaptive.coalescePartitions.initialPartitionNum": "2",
+}
+
+
+@pytest.fixture(scope="session")
+def spark():
+    from mobility.config import SparkConfig
+    from mobility.spark import build_session
+
+    session = build_session("mobility-insights-tests", SparkConfig(master="local[2]", conf=TEST_SPARK_CONF))
+    yield session
+    session.stop()
+
+
+@pytest.fixture()
+def keys(monkeypatch):
+    """Fresh random secrets in the environment, returned as hex strings."""
+    network, daily = pysecrets.token_hex(32), pysecrets.token_hex(32)
+    monkeypatch.setenv("MI_NETWORK_KEY", network)
+    monkeypatch.setenv("MI_DAILY_KEY", daily)
+    return {"network": network, "daily": daily}
+
+
+def write_conf(tmp_path: Path, **overrides: dict) -> Path:
+    """A config file for a lake under ``tmp_path``; ``overrides`` replace whole sections."""
+    import yaml
+
+    data = yaml.safe_load((ROOT / "conf" / "local.yaml").read_text())
+    lake = tmp_path / "lake"
+    data["lake"] = {z: str(lake / z) for z in ("raw", "curated", "insights", "reports")}
+    data["spark"] = {"master": "local[2]", "conf": dict(TEST_SPARK_CONF)}
+    for section, values in overrides.items():
+        data[section] = {**data.get(section, {}), **values}
+    path = tmp_path / "test.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
