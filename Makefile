@@ -37,3 +37,14 @@ demo: setup
 
 clean:
 	rm -rf lake reports build dist .pytest_cache spark-warehouse metastore_db derby.log
+
+# Benchmarks (benchmarks/README.md): floor vs pipeline vs naive, then a scaling run at
+# BENCH_SCALE x N. The lake is generated once per (N, seed) and cached in bench-data/.
+N ?= 20000000
+BENCH_SEED ?= 42
+BENCH_REPEATS ?= 3
+BENCH_SCALE ?= 4
+BENCH_SCALE_REPEATS ?= 3
+bench: setup
+	$(PYTHON) -m benchmarks.run --n $(N) --seed $(BENCH_SEED) --repeats $(BENCH_REPEATS) \
+		--scale $(BENCH_SCALE) --scale-repeats $(BENCH_SCALE_REPEATS)
