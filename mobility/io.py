@@ -9,7 +9,7 @@ from pyspark.sql import functions as F
 
 from mobility.config import LakeConfig
 
-CURATED_TABLES = ("pseudonymized_events", "anonymized_events", "quarantine")
+CURATED_TABLES = ("pseudonymized_events", "anonymized_events", "anonymized_trips", "quarantine")
 INSIGHTS_TABLES = ("footfall", "od_flows", "presence")
 
 
