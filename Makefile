@@ -38,6 +38,26 @@ demo: setup
 clean:
 	rm -rf lake reports build dist .pytest_cache spark-warehouse metastore_db derby.log
 
+# --- Cluster deployment -----------------------------------------------------------
+# `make package`: dist/mobility_insights.zip (--py-files) and dist/env.tar.gz (--archives).
+package: setup
+	@bash scripts/package.sh
+
+# Airflow 3 in its own virtualenv (its pins clash with ours); tests/test_dag.py runs this.
+AIRFLOW_VENV := .airflow-venv
+AIRFLOW_STAMP := $(AIRFLOW_VENV)/.installed-$(shell cat requirements-airflow.txt constraints-airflow.txt | cksum | cut -d' ' -f1)
+
+.PHONY: airflow-venv
+airflow-venv: $(AIRFLOW_STAMP)
+
+$(AIRFLOW_STAMP): requirements-airflow.txt constraints-airflow.txt
+	@command -v $(PY) >/dev/null || { echo "error: $(PY) not found (Python 3.11 is required)" >&2; exit 1; }
+	@test -x $(AIRFLOW_VENV)/bin/python || $(PY) -m venv $(AIRFLOW_VENV)
+	$(AIRFLOW_VENV)/bin/python -m pip install -q --upgrade pip
+	$(AIRFLOW_VENV)/bin/python -m pip install -q -r requirements-airflow.txt -c constraints-airflow.txt
+	@rm -f $(AIRFLOW_VENV)/.installed-*
+	@touch $@
+
 # Benchmarks (benchmarks/README.md): floor vs pipeline vs naive, then a scaling run at
 # BENCH_SCALE x N. The lake is generated once per (N, seed) and cached in bench-data/.
 N ?= 20000000
