@@ -1,0 +1,202 @@
+"""Unit tests of the stage transforms on small hand-built frames."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import hmac
+import io
+
+import pytest
+from chispa import assert_df_equality
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from mobility.schemas import CELLS, NETWORK_EVENTS, PRIVACY_PREFERENCES, SUBSCRIBERS
+from mobility.secrets import Secret
+from transforms.hashing import hmac_pads, hmac_sha256_hex, key_frame, with_key, without_key
+from transforms.stage1 import (
+    age_band,
+    age_on,
+    cells_valid_on,
+    gender_label,
+    opted_out_msisdns,
+    quarantine_reason,
+    with_demographics,
+)
+from transforms.stage2 import points_to_h3, window_start, with_cell_h3
+from transforms.stage3 import count_visitors, to_footfall
+
+D = dt.date(2026, 10, 5)
+EDGES = (18, 25, 35, 45, 55, 65)
+
+
+def ts(hhmm: str, day: dt.date = D) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time.fromisoformat(hhmm))
+
+
+# --- hashing -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("key", [bytes(range(16)), bytes(range(32)), bytes(range(64)), bytes(range(100))])
+def test_hmac_equals_python_hmac(spark, key):
+    msgs = ["4917012345678", "", "ü-unicode", "x" * 200, None]
+    df = spark.createDataFrame([(m,) for m in msgs], "m string")
+    out = (df.transform(with_key, keys=key_frame(spark, Secret(key)))
+           .select("m", hmac_sha256_hex(F.col("m")).alias("h")).transform(without_key))
+    expected = spark.createDataFrame(
+        [(m, hmac.new(key, m.encode(), hashlib.sha256).hexdigest() if m is not None else None) for m in msgs],
+        "m string, h string")
+    assert_df_equality(out, expected, ignore_row_order=True)
+
+
+def test_key_appears_in_no_plan(spark):
+    key = bytes.fromhex("c0ffee00" * 8)
+    df = spark.createDataFrame([("4917012345678",)], "m string")
+    out = df.transform(with_key, keys=key_frame(spark, Secret(key))).select(hmac_sha256_hex(F.col("m")).alias("h"))
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        out.explain("extended")
+        out.explain("formatted")
+    plan = buf.getvalue().lower()
+    ipad, opad = hmac_pads(key)
+    assert "sha2" in plan  # the plan is really there
+    for secret in (key.hex(), ipad.hex()[:24], opad.hex()[:24], "c0ffee00"):
+        assert secret not in plan
+
+
+# --- stage 1 -------------------------------------------------------------------------------------
+
+def test_quarantine_reasons_first_match_wins(spark):
+    rows = [
+        ("a", "4917012345678", ts("10:00"), "voice", True, None, None, None),
+        ("b", None, ts("10:00"), "voice", True, None, None, "missing_msisdn"),
+        ("c", " ", ts("10:00"), "voice", True, None, None, "missing_msisdn"),
+        ("d", "+49 170 123", ts("10:00"), "voice", True, None, None, "malformed_msisdn"),
+        ("e", "017012345678", ts("10:00"), "voice", True, None, None, "malformed_msisdn"),
+        ("f", "4917012345678", ts("10:00"), "VOICE", True, None, None, "unknown_event_type"),
+        ("g", "4917012345678", ts("10:00"), None, True, None, None, "unknown_event_type"),
+        ("h", "4917012345678", None, "sms", True, None, None, "missing_event_ts"),
+        ("i", "4917012345678", ts("23:59", D - dt.timedelta(days=1)), "sms", True, None, None,
+         "event_ts_outside_date"),
+        ("j", "4917012345678", ts("00:00", D + dt.timedelta(days=1)), "sms", True, None, None,
+         "event_ts_outside_date"),
+        ("k", "4917012345678", ts("10:00"), "data", False, None, None, "unknown_cell"),
+        ("l", "4917012345678", ts("10:00"), "data", True, 95.0, 11.0, "invalid_position"),
+        ("m", "4917012345678", ts("10:00"), "data", True, 49.0, None, "invalid_position"),
+        ("n", "4917012345678", ts("10:00"), "data", True, 49.0, 11.0, None),
+        ("o", "malformed", None, "mms", False, None, None, "malformed_msisdn"),
+    ]
+    schema = ("id string, msisdn string, event_ts timestamp, event_type string, known boolean, "
+              "latitude double, longitude double, expected string")
+    df = spark.createDataFrame(rows, schema)
+    out = df.select("id", quarantine_reason(date=D, cell_known=F.col("known")).alias("reason"))
+    assert_df_equality(out, df.select("id", F.col("expected").alias("reason")), ignore_row_order=True)
+
+
+def test_age_bands_from_edges(spark):
+    df = spark.createDataFrame([(a,) for a in (None, 17, 18, 24, 25, 44, 64, 65, 101)], "age int")
+    out = df.select("age", age_band(F.col("age"), edges=EDGES).alias("band"))
+    expected = spark.createDataFrame(
+        [(None, "unknown"), (17, "unknown"), (18, "18-24"), (24, "18-24"), (25, "25-34"), (44, "35-44"),
+         (64, "55-64"), (65, "65+"), (101, "65+")], "age int, band string")
+    assert_df_equality(out, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_age_on_the_event_date(spark):
+    df = spark.createDataFrame(
+        [(dt.date(2008, 10, 5),), (dt.date(2008, 10, 6),), (None,), (dt.date(2030, 1, 1),)], "b date")
+    ages = [r[0] for r in df.select(age_on(F.col("b"), date=D)).collect()]
+    assert ages == [18, 17, None, None]
+
+
+def test_gender_labels(spark):
+    df = spark.createDataFrame([(g,) for g in ("F", "M", "D", "m ", None, "X")], "g string")
+    labels = [r[0] for r in df.select(gender_label(F.col("g"))).collect()]
+    assert labels == ["female", "male", "diverse", "male", "unknown", "unknown"]
+
+
+def test_latest_preference_as_of_the_run(spark):
+    prefs = spark.createDataFrame([
+        ("1", True, False, ts("08:00", dt.date(2026, 1, 1))),   # opted out ...
+        ("1", False, False, ts("08:00", dt.date(2026, 2, 1))),  # ... and back in: kept
+        ("2", False, False, ts("08:00", dt.date(2026, 1, 1))),
+        ("2", True, False, ts("08:00", dt.date(2026, 11, 1))),  # opted out after the event date: removed
+        ("3", True, False, ts("08:00", dt.date(2027, 1, 1))),   # recorded after the run: not yet in force
+    ], PRIVACY_PREFERENCES)
+    out = opted_out_msisdns(prefs, as_of=dt.datetime(2026, 11, 29, 12))
+    assert [r.msisdn for r in out.collect()] == ["2"]
+
+
+def test_cells_valid_on_the_date(spark):
+    cells = spark.createDataFrame([
+        ("A", 49.0, 11.0, "4G", dt.date(2020, 1, 1), D),           # ended the day before: [from, to)
+        ("A", 49.1, 11.1, "5G", D, None),                            # re-planned, valid from D
+        ("B", 49.2, 11.2, "4G", dt.date(2020, 1, 1), None),
+        ("C", 49.3, 11.3, "4G", D + dt.timedelta(days=1), None),     # not yet built
+        ("E", None, None, "4G", dt.date(2020, 1, 1), None),          # no position: cannot place events
+    ], CELLS)
+    out = cells_valid_on(cells, date=D).select("cell_id", "latitude", "radio")
+    expected = spark.createDataFrame([("A", 49.1, "5G"), ("B", 49.2, "4G")], "cell_id string, latitude double, radio string")
+    assert_df_equality(out, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_demographics_are_coarsened_and_crm_gaps_are_unknown(spark):
+    events = spark.createDataFrame([("1",), ("2",), ("9",)], "msisdn string")
+    subs = spark.createDataFrame([
+        ("1", dt.date(1990, 6, 1), "F", "consumer"),
+        ("2", None, None, "business"),
+    ], SUBSCRIBERS)
+    out = with_demographics(events, subscribers=subs, date=D, age_band_edges=EDGES)
+    assert "birth_date" not in out.columns
+    got = {r.msisdn: (r.age_band, r.gender, r._business) for r in out.collect()}
+    assert got == {"1": ("35-44", "female", False), "2": ("unknown", "unknown", True),
+                   "9": ("unknown", "unknown", False)}
+
+
+# --- stage 2 -------------------------------------------------------------------------------------
+
+def test_window_start_alignment(spark):
+    df = spark.createDataFrame([(ts("00:00"),), (ts("10:29:59"),), (ts("10:30"),), (ts("23:59:59"),)], "t timestamp")
+    got = [r[0] for r in df.select(window_start(F.col("t"), minutes=30)).collect()]
+    assert got == [ts("00:00"), ts("10:00"), ts("10:30"), ts("23:30")]
+
+
+def test_h3_of_cells_and_points_agree_with_h3(spark, tmp_path):
+    import h3
+
+    pts = [(49.4521, 11.0767), (49.5, 11.1), (48.0, 10.0)]
+    # Read back from Parquet: the UDF paths must work over a real file scan (SPARK-58241).
+    spark.createDataFrame([(f"c{i}", la, lo) for i, (la, lo) in enumerate(pts)] + [("x", None, None)],
+                          "cell_id string, latitude double, longitude double").write.parquet(str(tmp_path / "p"))
+    df = spark.read.parquet(str(tmp_path / "p"))
+    out = df.transform(with_cell_h3, resolution=8).withColumn(
+        "point_h3", points_to_h3(F.col("latitude"), F.col("longitude"), resolution=8))
+    got = {r.cell_id: (r.cell_h3, r.point_h3) for r in out.collect()}
+    for i, (la, lo) in enumerate(pts):
+        assert got[f"c{i}"] == (h3.geo_to_h3(la, lo, 8), h3.geo_to_h3(la, lo, 8))
+        assert len(got[f"c{i}"][0]) == 15
+    assert got["x"] == (None, None)
+
+
+# --- stage 3 -------------------------------------------------------------------------------------
+
+def test_footfall_counts_distinct_people_and_suppresses_below_k(spark):
+    w = ts("10:00")
+    rows = [(D, f"p{i}", w, "h1", "25-34", "female") for i in range(5)]
+    rows += [(D, "p0", w, "h1", "25-34", "female")]  # the same person twice counts once
+    rows += [(D, f"q{i}", w, "h2", "25-34", "female") for i in range(4)]
+    df = spark.createDataFrame(rows, "date date, daily_id string, window_start timestamp, h3_cell string, "
+                                     "age_band string, gender string")
+    out = to_footfall(count_visitors(df), k_min=5, h3_resolution=8)
+    expected = spark.createDataFrame([(D, w, "h1", 8, "25-34", "female", 5)],
+                                     "date date, window_start timestamp, h3_cell string, h3_resolution int, "
+                                     "age_band string, gender string, visitors long")
+    assert_df_equality(out, expected, ignore_nullable=True)
+
+
+def test_raw_schemas_are_the_contract():
+    assert NETWORK_EVENTS.simpleString() == (
+        "struct<msisdn:string,imsi:string,imei:string,event_ts:timestamp,event_type:string,"
+        "cell_id:string,latitude:double,longitude:double>")
+    assert isinstance(SUBSCRIBERS["birth_date"].dataType, T.DateType)
