@@ -80,7 +80,7 @@ def test_overrides_are_typed_and_validated():
     assert cfg.lake.raw == "/data/raw"
     with pytest.raises(ConfigError, match=r"unknown config key 'privacy\.kmin'"):
         load_config(ROOT / "conf" / "local.yaml", ["privacy.kmin=3"])
-    with pytest.raises(ConfigError, match="section.key=value"):
+    with pytest.raises(ConfigError, match=r"section\.key=value"):
         load_config(ROOT / "conf" / "local.yaml", ["k_min"])
 
 

@@ -137,7 +137,8 @@ def test_cells_valid_on_the_date(spark):
         ("E", None, None, "4G", dt.date(2020, 1, 1), None),          # no position: cannot place events
     ], CELLS)
     out = cells_valid_on(cells, date=D).select("cell_id", "latitude", "radio")
-    expected = spark.createDataFrame([("A", 49.1, "5G"), ("B", 49.2, "4G")], "cell_id string, latitude double, radio string")
+    expected = spark.createDataFrame([("A", 49.1, "5G"), ("B", 49.2, "4G")],
+                                     "cell_id string, latitude double, radio string")
     assert_df_equality(out, expected, ignore_row_order=True, ignore_nullable=True)
 
 
