@@ -209,3 +209,21 @@ def to_presence(counts: DataFrame, *, k_min: int, h3_resolution: int, market_sha
         F.col("visitors").cast("long").alias("visitors"),
         F.round(F.col("visitors") * F.col("expansion_factor"), 0).alias("population_estimate"),
     )
+
+
+def invalid_region_factors(factors: DataFrame, *, h3_resolution: int) -> DataFrame:
+    """Rows of a region-factor table that cannot be used, with a ``reason``.
+
+    A factor must be a positive number for a well-formed H3 cell at a resolution up to
+    the released one (a finer region could never enclose a released cell), and each
+    region may appear once, or the factor it gets would be arbitrary.
+    """
+    cell = F.lower(F.col("h3_cell"))
+    dup = F.count(F.lit(1)).over(Window.partitionBy(cell)) > 1
+    reason = (
+        F.when(F.col("h3_cell").isNull() | ~cell.rlike("^[0-9a-f]{15}$"), F.lit("malformed_h3_cell"))
+        .when(h3_resolution_of(cell) > F.lit(h3_resolution), F.lit("finer_than_h3_resolution"))
+        .when(F.col("expansion_factor").isNull() | ~(F.col("expansion_factor") > 0), F.lit("non_positive_factor"))
+        .when(dup, F.lit("duplicate_h3_cell"))
+    )
+    return factors.select("h3_cell", "expansion_factor", reason.alias("reason")).filter(F.col("reason").isNotNull())

@@ -1,0 +1,174 @@
+"""Trips, OD flows and presence on small hand-built frames."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+
+import h3
+import pytest
+from chispa import assert_df_equality
+from pyspark.sql import functions as F
+
+from mobility.secrets import Secret
+from transforms.flows import (
+    count_od_trips,
+    count_presence,
+    detect_trips,
+    h3_parent,
+    invalid_region_factors,
+    to_anonymized_trips,
+    to_od_flows,
+    to_presence,
+    to_stays,
+    with_expansion_factor,
+    with_od_h3,
+)
+from transforms.hashing import key_frame, with_key
+
+D = dt.date(2026, 10, 5)
+EVENTS = "date date, pid string, event_ts timestamp, od_h3 string, age_band string, gender string"
+TRIPS = ("date date, pid string, window_start timestamp, origin_h3 string, destination_h3 string, "
+         "age_band string, gender string")
+
+
+def ts(hhmm: str) -> dt.datetime:
+    return dt.datetime.combine(D, dt.time.fromisoformat(hhmm))
+
+
+def day(spark, pid: str, visits: list[tuple[str, str]], *, age: str = "25-34", gender: str = "female"):
+    """A person's events as (HH:MM, od cell) pairs, in any order."""
+    return spark.createDataFrame([(D, pid, ts(t), c, age, gender) for t, c in visits], EVENTS)
+
+
+# home -> (07:20-07:30 cafe: 10 min, below the 20 min threshold) -> work -> shop -> home
+ROUTINE = [
+    ("17:30", "home"), ("00:10", "home"), ("03:00", "home"), ("06:50", "home"),  # unordered on purpose
+    ("07:20", "cafe"), ("07:30", "cafe"),
+    ("07:50", "work"), ("12:00", "work"), ("16:10", "work"),
+    ("16:40", "shop"), ("17:05", "shop"),
+    ("23:00", "home"),
+]
+
+
+def test_home_work_shop_home_gives_three_trips(spark):
+    trips = detect_trips(day(spark, "a", ROUTINE), id_col="pid", stay_min_minutes=20, window_minutes=60)
+    expected = spark.createDataFrame(
+        [
+            (D, "a", ts("06:00"), "home", "work", "25-34", "female"),  # leaves home 06:50
+            (D, "a", ts("16:00"), "work", "shop", "25-34", "female"),  # leaves work 16:10
+            (D, "a", ts("17:00"), "shop", "home", "25-34", "female"),  # leaves shop 17:05
+        ],
+        TRIPS,
+    )
+    assert_df_equality(trips, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_dwell_below_threshold_is_not_a_stay(spark):
+    stays = to_stays(day(spark, "a", ROUTINE), id_col="pid", stay_min_minutes=20)
+    assert sorted((r["od_h3"], r["arrive_ts"].strftime("%H:%M"), r["leave_ts"].strftime("%H:%M"))
+                  for r in stays.collect()) == [
+        ("home", "00:10", "06:50"), ("home", "17:30", "23:00"), ("shop", "16:40", "17:05"),
+        ("work", "07:50", "16:10")]
+    # With a 10-minute threshold the cafe becomes a stay and splits the commute.
+    trips = detect_trips(day(spark, "a", ROUTINE), id_col="pid", stay_min_minutes=10, window_minutes=60)
+    assert sorted((r["origin_h3"], r["destination_h3"]) for r in trips.collect()) == [
+        ("cafe", "work"), ("home", "cafe"), ("shop", "home"), ("work", "shop")]
+
+
+def test_single_event_and_same_cell_stays_make_no_trip(spark):
+    # b: home, a 10-minute stop at work, home again -> the stays are both "home": no trip.
+    # c: one event only.
+    events = day(spark, "b", [("01:00", "home"), ("09:00", "home"), ("09:30", "work"), ("09:40", "work"),
+                              ("10:00", "home"), ("11:00", "home")]).unionByName(day(spark, "c", [("12:00", "work")]))
+    assert detect_trips(events, id_col="pid", stay_min_minutes=20, window_minutes=60).count() == 0
+
+
+def test_trips_are_per_person(spark):
+    # Two people interleaved in time must not form runs with each other's events.
+    a = day(spark, "a", [("08:00", "x"), ("08:30", "x"), ("09:00", "y"), ("09:30", "y")])
+    b = day(spark, "b", [("08:10", "y"), ("08:40", "y"), ("09:10", "x"), ("09:40", "x")], gender="male")
+    trips = detect_trips(a.unionByName(b), id_col="pid", stay_min_minutes=20, window_minutes=30)
+    expected = spark.createDataFrame(
+        [(D, "a", ts("08:30"), "x", "y", "25-34", "female"), (D, "b", ts("08:30"), "y", "x", "25-34", "male")],
+        TRIPS)
+    assert_df_equality(trips, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_anonymized_trips_carry_the_daily_id_not_the_pseudonym(spark):
+    key = bytes(range(32))
+    trips = detect_trips(day(spark, "p1", ROUTINE), id_col="pid", stay_min_minutes=20, window_minutes=60)
+    out = to_anonymized_trips(trips.transform(with_key, keys=key_frame(spark, Secret(key))), id_col="pid")
+    assert out.columns == ["date", "daily_id", "window_start", "origin_h3", "destination_h3", "age_band", "gender"]
+    assert {r["daily_id"] for r in out.collect()} == {hmac.new(key, b"p1", hashlib.sha256).hexdigest()}
+
+
+def test_od_h3_prefers_the_fix_over_the_cell(spark):
+    lat, lng = 49.4521, 11.0767
+    cells = spark.createDataFrame([("C1", h3.geo_to_h3(49.40, 11.00, 7))], "cell_id string, cell_od_h3 string")
+    events = spark.createDataFrame([("e1", "C1", None, None), ("e2", "C1", lat, lng), ("e3", "C9", None, None)],
+                                   "eid string, cell_id string, latitude double, longitude double")
+    out = {r["eid"]: r["od_h3"] for r in with_od_h3(events, cells_h3=cells, resolution=7).collect()}
+    assert out == {"e1": h3.geo_to_h3(49.40, 11.00, 7), "e2": h3.geo_to_h3(lat, lng, 7), "e3": None}
+
+
+def test_od_flows_release_only_groups_of_k(spark):
+    rows = [(D, f"p{i}", ts("08:00"), "x", "y", "25-34", "female") for i in range(4)]
+    rows += [(D, "p0", ts("08:00"), "x", "y", "25-34", "female")]  # the same person twice counts once
+    rows += [(D, f"q{i}", ts("08:00"), "y", "x", "25-34", "female") for i in range(3)]
+    trips = spark.createDataFrame(rows, TRIPS).withColumnRenamed("pid", "daily_id")
+    out = to_od_flows(count_od_trips(trips), k_min=4, h3_resolution=7)
+    expected = spark.createDataFrame([(D, ts("08:00"), "x", "y", 7, "25-34", "female", 4)],
+                                     "date date, window_start timestamp, origin_h3 string, destination_h3 string, "
+                                     "h3_resolution int, age_band string, gender string, trips long")
+    assert_df_equality(out, expected, ignore_nullable=True)
+
+
+@pytest.mark.parametrize("res", [0, 5, 7, 8])
+def test_h3_parent_matches_the_h3_library(spark, res):
+    cells = [h3.geo_to_h3(49.45 + i * 0.01, 11.07 + i * 0.013, 8) for i in range(5)]
+    out = spark.createDataFrame([(c,) for c in cells], "c string").select(
+        "c", h3_parent(F.col("c"), resolution=res).alias("p"))
+    assert {r["c"]: r["p"] for r in out.collect()} == {c: h3.h3_to_parent(c, res) for c in cells}
+
+
+def test_h3_parent_of_a_coarser_cell_is_null(spark):
+    out = spark.createDataFrame([(h3.geo_to_h3(49.45, 11.07, 5),)], "c string").select(
+        h3_parent(F.col("c"), resolution=7).alias("p"))
+    assert out.first()["p"] is None
+
+
+def test_presence_counts_people_and_scales_by_market_share(spark):
+    c8 = h3.geo_to_h3(49.45, 11.07, 8)
+    rows = [(D, f"p{i}", ts("08:00"), c8, "25-34", "female") for i in range(5)]
+    rows += [(D, f"p{i}", ts("08:00"), c8, "25-34", "female") for i in range(2)]  # duplicates count once
+    rows += [(D, f"q{i}", ts("09:00"), c8, "65+", "male") for i in range(3)]   # below k
+    anonymized = spark.createDataFrame(rows, EVENTS).withColumnRenamed("pid", "daily_id").withColumnRenamed(
+        "event_ts", "window_start").withColumnRenamed("od_h3", "h3_cell")
+    out = to_presence(count_presence(anonymized), k_min=4, h3_resolution=8, market_share=0.25)
+    expected = spark.createDataFrame([(D, ts("08:00"), c8, 8, 5, 20.0)],
+                                     "date date, window_start timestamp, h3_cell string, h3_resolution int, "
+                                     "visitors long, population_estimate double")
+    assert_df_equality(out, expected, ignore_nullable=True)
+
+
+def test_region_factors_use_the_finest_enclosing_region(spark):
+    a8, b8, c8 = (h3.geo_to_h3(49.45, 11.07, 8), h3.geo_to_h3(49.30, 10.80, 8), h3.geo_to_h3(48.0, 9.0, 8))
+    factors = spark.createDataFrame(
+        [(h3.h3_to_parent(a8, 5), 2.0), (h3.h3_to_parent(a8, 7), 3.0), (h3.h3_to_parent(b8, 6), 5.0)],
+        "h3_cell string, expansion_factor double")
+    cells = spark.createDataFrame([(a8, 10), (b8, 10), (c8, 10)], "h3_cell string, visitors int")
+    out = with_expansion_factor(cells, market_share=0.5, h3_resolution=8, region_factors=factors)
+    assert {r["h3_cell"]: r["expansion_factor"] for r in out.collect()} == {a8: 3.0, b8: 5.0, c8: 2.0}
+
+
+def test_invalid_region_factors_are_named(spark):
+    ok = h3.geo_to_h3(49.45, 11.07, 6)
+    factors = spark.createDataFrame(
+        [(ok, 2.0), ("zz", 2.0), (h3.geo_to_h3(49.45, 11.07, 9), 2.0), (h3.geo_to_h3(48.0, 9.0, 6), 0.0),
+         (h3.geo_to_h3(47.0, 9.0, 6), 1.5), (h3.geo_to_h3(47.0, 9.0, 6), 1.6)],
+        "h3_cell string, expansion_factor double")
+    reasons = sorted(r["reason"] for r in invalid_region_factors(factors, h3_resolution=8).collect())
+    assert reasons == ["duplicate_h3_cell", "duplicate_h3_cell", "finer_than_h3_resolution", "malformed_h3_cell",
+                       "non_positive_factor"]
