@@ -71,9 +71,11 @@ def stage_task(stage: str) -> SparkSubmitOperator:
             # The dependencies as a venv-pack archive, unpacked as ./env next to each executor.
             "spark.archives": f"{APP_ROOT}/dist/env.tar.gz#env",
             "spark.pyspark.python": "./env/bin/python",
+            # Needed: spark-submit prefers spark.pyspark.python over PYSPARK_DRIVER_PYTHON for
+            # the driver too, and in client mode ./env does not exist where the driver runs.
+            "spark.pyspark.driver.python": DRIVER_PYTHON,
         },
         env_vars={
-            "PYSPARK_DRIVER_PYTHON": DRIVER_PYTHON,
             # Paths, never values: mobility/secrets.py reads the file a *_FILE variable names
             # when the plain variable is unset. Without the Variable, the worker's own
             # *_FILE setting passes through (env_vars would otherwise replace it).
