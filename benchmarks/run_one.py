@@ -1,0 +1,79 @@
+"""One timed benchmark run in its own process: ``floor``, ``pipeline`` or ``naive``.
+
+    python -m benchmarks.run_one --variant pipeline --raw bench-data/lake-.../raw --out bench-data/work/pipeline
+
+The clock starts after the SparkSession is up (its start-up is the same for every
+variant and says nothing about the work) and stops when the last table is written.
+The result is one JSON line on stdout, prefixed with ``BENCH_RESULT``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+import time
+from pathlib import Path
+
+from benchmarks.lake import BASE_CONF, DATE, lake_overrides
+from mobility.config import load_config
+from mobility.runner import Context
+from mobility.schemas import read_raw
+from mobility.secrets import read_secret
+from mobility.spark import build_session
+
+VARIANTS = ("floor", "pipeline", "naive")
+
+
+def jvm_heap_peaks(spark) -> dict[str, int]:
+    """Peak bytes used per JVM heap pool since start (the old generation is what stays live)."""
+    mf = spark.sparkContext._jvm.java.lang.management.ManagementFactory
+    peaks = {}
+    for pool in mf.getMemoryPoolMXBeans():
+        if str(pool.getType().toString()) == "Heap memory":
+            peaks[str(pool.getName())] = int(pool.getPeakUsage().getUsed())
+    return peaks
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.run_one")
+    p.add_argument("--variant", required=True, choices=VARIANTS)
+    p.add_argument("--raw", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--date", default=DATE)
+    p.add_argument("--set", action="append", default=[], metavar="section.key=value")
+    args = p.parse_args(argv)
+
+    cfg = load_config(BASE_CONF, [*lake_overrides(args.raw.resolve(), args.out.resolve()), *args.set])
+    date = dt.date.fromisoformat(args.date)
+    secrets = {name: read_secret(getattr(cfg.secrets, name)) for name in ("network_key_env", "daily_key_env")}
+    spark = build_session(f"bench-{args.variant}", cfg.spark)
+    run_ts = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+    t0 = time.perf_counter()
+    if args.variant == "floor":
+        events = read_raw(spark, cfg.lake.raw, "network_events", date.isoformat())
+        events.write.format("delta").mode("overwrite").save(str(args.out.resolve() / "floor_events"))
+    elif args.variant == "pipeline":
+        from jobs import pipeline
+
+        ctx = Context(spark=spark, cfg=cfg, date=date, run_ts=run_ts, secrets=secrets)
+        pipeline.stage(ctx)
+    else:
+        from benchmarks.naive import naive_kernels
+        from jobs import pipeline
+
+        ctx = Context(spark=spark, cfg=cfg, date=date, run_ts=run_ts, secrets=secrets)
+        with naive_kernels():
+            pipeline.stage(ctx)
+    seconds = time.perf_counter() - t0
+
+    result = {"variant": args.variant, "seconds": seconds, "jvm_heap_peak_bytes": jvm_heap_peaks(spark)}
+    spark.stop()
+    print("BENCH_RESULT " + json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
