@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import sys
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from mobility.config import LakeConfig
+from mobility.config import Config, LakeConfig
 
 CURATED_TABLES = ("pseudonymized_events", "anonymized_events", "anonymized_trips", "quarantine")
 INSIGHTS_TABLES = ("footfall", "od_flows", "presence")
@@ -49,9 +50,7 @@ def read_date(spark: SparkSession, path: str, *, date: dt.date, what: str) -> Da
 
 def write_text(spark: SparkSession, uri: str, text: str) -> None:
     """Write a small text file to any Hadoop-supported path (local, HDFS, S3, ...)."""
-    jvm = spark.sparkContext._jvm
-    hpath = jvm.org.apache.hadoop.fs.Path(uri)
-    fs = hpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    fs, hpath = _fs_path(spark, uri)
     out = fs.create(hpath, True)
     try:
         out.write(bytearray(text.encode("utf-8")))
@@ -59,10 +58,65 @@ def write_text(spark: SparkSession, uri: str, text: str) -> None:
         out.close()
 
 
-def publish(spark: SparkSession, lake: LakeConfig, table: str, df: DataFrame, *, date: dt.date) -> None:
-    """The single point where a job makes a table's date visible to readers.
+def _fs_path(spark: SparkSession, uri: str):
+    """The Hadoop FileSystem and Path of ``uri`` (works for local, HDFS, S3, ...)."""
+    jvm = spark.sparkContext._jvm
+    hpath = jvm.org.apache.hadoop.fs.Path(uri)
+    return hpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), hpath
 
-    Every job writes its outputs through here, so write-audit-publish (data-quality
-    suites run on a staged copy before the published table changes) has one home.
+
+def read_text(spark: SparkSession, uri: str) -> str:
+    """Read a small text file written by :func:`write_text`."""
+    fs, hpath = _fs_path(spark, uri)
+    stream = fs.open(hpath)
+    try:
+        jvm = spark.sparkContext._jvm
+        return jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8")
+    finally:
+        stream.close()
+
+
+def list_files(spark: SparkSession, uri: str, *, suffix: str = "") -> list[str]:
+    """Names of the files directly under ``uri`` ending with ``suffix`` (empty if it does not exist)."""
+    fs, hpath = _fs_path(spark, uri)
+    if not fs.exists(hpath):
+        return []
+    return sorted(st.getPath().getName() for st in fs.listStatus(hpath)
+                  if st.isFile() and st.getPath().getName().endswith(suffix))
+
+
+def path_exists(spark: SparkSession, uri: str) -> bool:
+    """Whether a file or directory exists at ``uri``."""
+    fs, hpath = _fs_path(spark, uri)
+    return bool(fs.exists(hpath))
+
+
+def staging_path(lake: LakeConfig, table: str) -> str:
+    """Where a table's output is staged for its audit: the restricted zone, never read by consumers."""
+    return f"{lake.curated.rstrip('/')}/_staging/{table}"
+
+
+def publish(spark: SparkSession, lake: LakeConfig | Config, table: str, df: DataFrame, *, date: dt.date,
+            cfg: Config | None = None, expected_rows: int | None = None) -> str | None:
+    """The single point where a job makes a table's date visible to readers: write, audit, publish.
+
+    With the configuration (``cfg=...``, or a whole :class:`Config` in place of ``lake``)
+    the date is written to :func:`staging_path`, checked with the table's suite, and
+    only then copied into the published table; a failed suite raises
+    :class:`mobility.runner.ValidationError` and leaves the published table as it was.
+    ``expected_rows`` (the run summary's count) is reconciled with the staged rows.
+    Returns the data-quality report's index path.
+
+    Without a configuration the suites cannot know ``k_min`` and the resolutions, so
+    the date is written directly and a warning says that it was not validated.
     """
-    write_date(df, table_path(lake, table), date=date)
+    if isinstance(lake, Config):
+        cfg, lake = lake, lake.lake
+    if cfg is None:
+        print(f"warning: {table} {date} published WITHOUT data-quality validation "
+              "(pass cfg= to mobility.io.publish)", file=sys.stderr)
+        write_date(df, table_path(lake, table), date=date)
+        return None
+    from mobility.quality import write_audit_publish
+
+    return write_audit_publish(spark, cfg, table, df, date=date, expected_rows=expected_rows)

@@ -1,0 +1,35 @@
+"""Suite of ``curated/anonymized_trips`` (stage 2 output): daily ids, OD cells at the OD resolution, windows."""
+
+from __future__ import annotations
+
+import great_expectations as gx
+from pyspark.sql import DataFrame
+
+from expectations.common import (
+    SuiteParams,
+    make_suite,
+    no_identifier_columns,
+    output_checks,
+    output_expectations,
+    schema_expectations,
+)
+
+TABLE = "anonymized_trips"
+COLUMNS = {"date": "date", "daily_id": "string", "window_start": "timestamp", "origin_h3": "string",
+           "destination_h3": "string", "age_band": "string", "gender": "string"}
+KEYS = ("date", "daily_id", "window_start", "origin_h3", "destination_h3")
+no_identifier_columns(COLUMNS)
+
+
+def _checks(p: SuiteParams) -> dict:
+    res = p.od_h3_resolution
+    return {"hex_ids": ("daily_id",), "h3": {"origin_h3": res, "destination_h3": res}, "window": "window_start"}
+
+
+def profile(df: DataFrame, p: SuiteParams) -> DataFrame:
+    """One row: the output checks."""
+    return df.agg(*output_checks(df, p, keys=KEYS, **_checks(p)))
+
+
+def build_suite(p: SuiteParams) -> gx.ExpectationSuite:
+    return make_suite(TABLE, [*schema_expectations(COLUMNS), *output_expectations(p, **_checks(p))])

@@ -1,0 +1,278 @@
+"""Shared pieces of the table suites: parameters, row checks as Spark columns, expectation builders.
+
+Great Expectations on Spark runs separate Spark jobs per metric (FIELD_NOTES), so a
+suite never looks at a big table row by row. Every suite has two parts:
+
+* **schema** expectations (``meta.on == "schema"``), checked on ``df.limit(0)``: GE
+  answers them from the frame's schema without running a Spark job;
+* **profile** expectations, checked on the table's *profile*: a frame of a few rows
+  that one Spark aggregation computes from the data (counts of bad rows, shares,
+  minima, the distinct values of categorical columns). Aggregate expectations
+  (``ExpectColumnMin/MaxToBeBetween``, ``ExpectColumnDistinctValuesToBeInSet``) on it
+  cost GE a handful of Spark jobs over a tiny cached frame per table.
+
+Each ``expectations/<table>.py`` defines ``COLUMNS`` (the contract), ``profile(df, p)``
+and ``build_suite(p)``; ``mobility.quality`` runs them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import itertools
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import great_expectations as gx
+import great_expectations.expectations as gxe
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")  # no usage events from a restricted zone
+
+HEX64 = r"^[0-9a-f]{64}$"
+# E.164 digits without '+', 8-15 digits: what stage 1 accepts as an MSISDN.
+MSISDN = r"^[1-9][0-9]{7,14}$"
+# Any value that *contains* something shaped like an MSISDN, IMSI (15 digits) or IMEI
+# (14-16 digits): a run of 8-16 decimal digits, optionally '+'-prefixed, that is not
+# part of a longer alphanumeric token (a digit run inside a hex hash or an H3 cell is
+# next to a hex letter) and not the fraction of a decimal number.
+IDENTIFIER_SHAPED = r"(?<![0-9A-Za-z._-])\+?[0-9]{8,16}(?![0-9A-Za-z])"
+IDENTIFIER_NAMES = ("msisdn", "imsi", "imei", "phone", "subscriber")
+GENDERS = ("female", "male", "diverse", "unknown")
+SOURCE_GENDERS = ("F", "M", "D")
+CUSTOMER_TYPES = ("consumer", "business")
+EVENT_TYPES = ("voice", "sms", "data", "handover", "location_update")
+MAX_AGE_YEARS = 120
+
+
+@dataclass(frozen=True)
+class SuiteParams:
+    """What the suites need from the configuration and the run (no secrets)."""
+
+    date: dt.date
+    k_min: int
+    h3_resolution: int
+    od_h3_resolution: int
+    window_minutes: int
+    age_band_edges: tuple[int, ...]
+    max_quarantine_share: float
+    min_known_cell_share: float
+    min_wellformed_msisdn_share: float
+    as_of: dt.datetime | None = None
+    # Rows the run summary says the job wrote (reconciliation); None = not checked.
+    expected_rows: int | None = None
+    extra: dict[str, object] = field(default_factory=dict)
+
+    @classmethod
+    def from_config(cls, cfg, date: dt.date, *, as_of: dt.datetime | None = None,
+                    expected_rows: int | None = None) -> SuiteParams:
+        """Parameters from a :class:`mobility.config.Config`."""
+        g, q = cfg.generalization, cfg.quality
+        return cls(date=date, k_min=cfg.privacy.k_min, h3_resolution=g.h3_resolution,
+                   od_h3_resolution=g.od_h3_resolution, window_minutes=g.window_minutes,
+                   age_band_edges=tuple(g.age_band_edges), max_quarantine_share=q.max_quarantine_share,
+                   min_known_cell_share=q.min_known_cell_share,
+                   min_wellformed_msisdn_share=q.min_wellformed_msisdn_share, as_of=as_of,
+                   expected_rows=expected_rows)
+
+    @property
+    def age_bands(self) -> tuple[str, ...]:
+        """The labels stage 1 produces for the configured edges, plus ``unknown``."""
+        e = self.age_band_edges
+        return (*(f"{lo}-{hi - 1}" for lo, hi in itertools.pairwise(e)), f"{e[-1]}+", "unknown")
+
+
+# ---------------------------------------------------------------- row checks as columns
+
+
+def count_if(cond: Column) -> Column:
+    """Rows where ``cond`` is true (null counts as false)."""
+    return F.coalesce(F.sum(F.when(cond, 1).otherwise(0)), F.lit(0)).cast("long")
+
+
+def share_if(cond: Column) -> Column:
+    """Share of rows where ``cond`` is true; 1.0 for an empty frame (nothing is bad)."""
+    return F.coalesce(F.avg(F.when(cond, 1.0).otherwise(0.0)), F.lit(1.0))
+
+
+def any_null(*cols: str) -> Column:
+    """True when any of ``cols`` is null."""
+    cond = F.lit(False)
+    for c in cols:
+        cond = cond | F.col(c).isNull()
+    return cond
+
+
+def identifier_shaped(*cols: str) -> Column:
+    """True when any string column holds something shaped like an MSISDN/IMSI/IMEI."""
+    cond = F.lit(False)
+    for c in cols:
+        cond = cond | F.coalesce(F.col(c).rlike(IDENTIFIER_SHAPED), F.lit(False))
+    return cond
+
+
+def is_hex64(col: str) -> Column:
+    """64 lowercase hex characters (an HMAC-SHA256 pseudonym); null is not."""
+    return F.coalesce(F.col(col).rlike(HEX64), F.lit(False))
+
+
+def is_h3_at(col: str, resolution: int) -> Column:
+    """A valid H3 cell index (15 lowercase hex, cell mode) at exactly ``resolution``.
+
+    Built-ins only: mode 1 (leading ``8``), resolution nibble, base cell < 122, every
+    used digit 0-6 and every unused digit 7 (the bit layout of the H3 index).
+    """
+    s = F.col(col)
+    x = F.conv(s, 16, 10).cast("long")
+    ok = s.rlike(r"^8[0-9a-f]{14}$") & (F.shiftright(x, 52).bitwiseAND(F.lit(15)) == F.lit(resolution))
+    ok = ok & (F.shiftright(x, 45).bitwiseAND(F.lit(127)) < F.lit(122))
+    for d in range(1, 16):
+        digit = F.shiftright(x, (15 - d) * 3).bitwiseAND(F.lit(7))
+        ok = ok & ((digit < F.lit(7)) if d <= resolution else (digit == F.lit(7)))
+    return F.coalesce(ok, F.lit(False))
+
+
+def is_window_aligned(col: str, minutes: int) -> Column:
+    """The timestamp is the start of a ``minutes`` window aligned to midnight UTC."""
+    return F.coalesce((F.unix_timestamp(F.col(col)) % F.lit(minutes * 60)) == F.lit(0), F.lit(False))
+
+
+def on_date(col: str, date: dt.date) -> Column:
+    """The timestamp falls on ``date`` (UTC session)."""
+    return F.coalesce(F.to_date(F.col(col)) == F.lit(date), F.lit(False))
+
+
+# ---------------------------------------------------------------- expectation builders
+
+SPARK_TYPES = {"string": "StringType", "long": "LongType", "int": "IntegerType", "double": "DoubleType",
+               "date": "DateType", "timestamp": "TimestampType", "boolean": "BooleanType"}
+
+
+def schema_expectations(columns: dict[str, str]) -> list[gxe.Expectation]:
+    """Exactly these columns (so no identifier column can slip in), each of its type."""
+    meta = {"on": "schema"}
+    out: list[gxe.Expectation] = [
+        gxe.ExpectTableColumnsToMatchSet(column_set=list(columns), exact_match=True,
+                                         meta={**meta, "check": "exactly the contracted columns"})
+    ]
+    for name, kind in columns.items():
+        out.append(gxe.ExpectColumnValuesToBeOfType(column=name, type_=SPARK_TYPES[kind],
+                                                    meta={**meta, "check": f"{name} is {kind}"}))
+    return out
+
+
+def no_identifier_columns(columns: Iterable[str]) -> None:
+    """Fail at import time if a contract itself names an identifier column."""
+    bad = [c for c in columns if any(n in c.lower() for n in IDENTIFIER_NAMES)]
+    if bad:
+        raise ValueError(f"a released contract may not name identifier columns: {bad}")
+
+
+def at_least(column: str, value: float, check: str) -> gxe.Expectation:
+    """Every profile row's ``column`` is at least ``value`` (for shares and minima)."""
+    return gxe.ExpectColumnMinToBeBetween(column=column, min_value=value, meta={"on": "profile", "check": check})
+
+
+def at_most(column: str, value: float, check: str) -> gxe.Expectation:
+    """Every profile row's ``column`` is at most ``value`` (for counts of bad rows)."""
+    return gxe.ExpectColumnMaxToBeBetween(column=column, max_value=value, meta={"on": "profile", "check": check})
+
+
+def none_bad(column: str, check: str) -> gxe.Expectation:
+    """No bad row: the count in ``column`` is 0 in every profile row."""
+    return at_most(column, 0, check)
+
+
+def exactly(column: str, value: int, check: str) -> gxe.Expectation:
+    """The profile's total ``column`` equals ``value`` (reconciliation with the run summary)."""
+    return gxe.ExpectColumnSumToBeBetween(column=column, min_value=value, max_value=value,
+                                          meta={"on": "profile", "check": check})
+
+
+def not_in_set(col: str, values: Iterable[object], *, allow_null: bool = False) -> Column:
+    """Profile column ``unexpected_<col>``: rows whose value is not one of ``values``.
+
+    A count instead of GE's ``ExpectColumnDistinctValuesToBeInSet``: that expectation
+    runs four Spark jobs of its own, while min/max/sum expectations on one profile
+    share a single job.
+    """
+    outside = ~F.coalesce(F.col(col).isin(*values), F.lit(allow_null))
+    return count_if(outside).alias(f"unexpected_{col}")
+
+
+def in_set(col: str, values: Iterable[object], check: str) -> gxe.Expectation:
+    """No row outside the set (pairs with :func:`not_in_set`); the set is kept in the meta for the report."""
+    e = none_bad(f"unexpected_{col}", check)
+    e.meta["value_set"] = [str(v) for v in values]
+    return e
+
+
+@functools.cache
+def ge_context():
+    """The process's one ephemeral GE context (no files, no stores, no progress bars)."""
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    return context
+
+
+def make_suite(name: str, expectations: Iterable[gxe.Expectation]) -> gx.ExpectationSuite:
+    """An unsaved suite (the ephemeral context never stores it; the code is the source of truth)."""
+    ge_context()
+    suite = gx.ExpectationSuite(name=name)
+    for e in expectations:
+        suite.add_expectation(e)
+    return suite
+
+
+# ---------------------------------------------------------------- output tables
+
+
+def output_checks(df: DataFrame, p: SuiteParams, *, keys: Iterable[str], hex_ids: Iterable[str] = (),
+                  h3: dict[str, int] | None = None, window: str | None = None,
+                  demographics: bool = True) -> list[Column]:
+    """Aggregates every output profile shares: rows, wrong date, null keys, identifier-shaped
+    values in any string column, malformed pseudonyms, H3 cells, windows."""
+    strings = [f.name for f in df.schema.fields if f.dataType.simpleString() == "string"]
+    aggs = [
+        F.count(F.lit(1)).alias("rows"),
+        count_if(F.col("date") != F.lit(p.date)).alias("rows_off_date"),
+        count_if(any_null(*keys)).alias("null_key_rows"),
+        count_if(identifier_shaped(*strings)).alias("identifier_shaped_values"),
+    ]
+    for c in hex_ids:
+        aggs.append(count_if(~is_hex64(c)).alias(f"malformed_{c}"))
+    for c, res in (h3 or {}).items():
+        aggs.append(count_if(~is_h3_at(c, res)).alias(f"invalid_{c}"))
+    if window:
+        aggs.append(count_if(~is_window_aligned(window, p.window_minutes) | ~on_date(window, p.date))
+                    .alias(f"misaligned_{window}"))
+    if demographics:
+        aggs += [not_in_set("age_band", p.age_bands), not_in_set("gender", GENDERS)]
+    return aggs
+
+
+def output_expectations(p: SuiteParams, *, hex_ids: Iterable[str] = (), h3: dict[str, int] | None = None,
+                        window: str | None = None, demographics: bool = True) -> list[gxe.Expectation]:
+    """The expectations matching :func:`output_checks` (plus age band and gender sets)."""
+    out = [
+        none_bad("rows_off_date", f"every row is dated {p.date.isoformat()}"),
+        none_bad("null_key_rows", "no nulls in key columns"),
+        none_bad("identifier_shaped_values", "no value shaped like an MSISDN/IMSI/IMEI in any string column"),
+    ]
+    for c in hex_ids:
+        out.append(none_bad(f"malformed_{c}", f"{c} is 64 lowercase hex characters"))
+    for c, res in (h3 or {}).items():
+        out.append(none_bad(f"invalid_{c}", f"{c} is a valid H3 cell at resolution {res}"))
+    if window:
+        out.append(none_bad(f"misaligned_{window}",
+                            f"{window} is aligned to {p.window_minutes}-minute windows on the date"))
+    if demographics:
+        out.append(in_set("age_band", p.age_bands, "age_band is one of the configured bands or unknown"))
+        out.append(in_set("gender", GENDERS, "gender is female, male, diverse or unknown"))
+    if p.expected_rows is not None:
+        out.append(exactly("rows", p.expected_rows, "row count reconciles with the run summary"))
+    return out

@@ -1,0 +1,44 @@
+"""Suite of ``insights/footfall`` (released): every row stands for at least ``k_min`` people."""
+
+from __future__ import annotations
+
+import great_expectations as gx
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from expectations.common import (
+    SuiteParams,
+    at_least,
+    in_set,
+    make_suite,
+    no_identifier_columns,
+    not_in_set,
+    output_checks,
+    output_expectations,
+    schema_expectations,
+)
+
+TABLE = "footfall"
+COLUMNS = {"date": "date", "window_start": "timestamp", "h3_cell": "string", "h3_resolution": "int",
+           "age_band": "string", "gender": "string", "visitors": "long"}
+KEYS = ("date", "window_start", "h3_cell", "h3_resolution", "age_band", "gender", "visitors")
+no_identifier_columns(COLUMNS)
+
+
+def _checks(p: SuiteParams) -> dict:
+    return {"h3": {"h3_cell": p.h3_resolution}, "window": "window_start"}
+
+
+def profile(df: DataFrame, p: SuiteParams) -> DataFrame:
+    """One row: the output checks, the smallest group, the resolutions."""
+    return df.agg(*output_checks(df, p, keys=KEYS, **_checks(p)), F.min("visitors").alias("min_visitors"),
+                  not_in_set("h3_resolution", [p.h3_resolution]))
+
+
+def build_suite(p: SuiteParams) -> gx.ExpectationSuite:
+    return make_suite(TABLE, [
+        *schema_expectations(COLUMNS),
+        *output_expectations(p, **_checks(p)),
+        at_least("min_visitors", p.k_min, f"visitors >= privacy.k_min ({p.k_min}) in every row"),
+        in_set("h3_resolution", [p.h3_resolution], "h3_resolution is the configured resolution"),
+    ])

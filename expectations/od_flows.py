@@ -1,0 +1,45 @@
+"""Suite of ``insights/od_flows`` (released): every flow stands for at least ``k_min`` trips' people."""
+
+from __future__ import annotations
+
+import great_expectations as gx
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from expectations.common import (
+    SuiteParams,
+    at_least,
+    in_set,
+    make_suite,
+    no_identifier_columns,
+    not_in_set,
+    output_checks,
+    output_expectations,
+    schema_expectations,
+)
+
+TABLE = "od_flows"
+COLUMNS = {"date": "date", "window_start": "timestamp", "origin_h3": "string", "destination_h3": "string",
+           "h3_resolution": "int", "age_band": "string", "gender": "string", "trips": "long"}
+KEYS = ("date", "window_start", "origin_h3", "destination_h3", "h3_resolution", "age_band", "gender", "trips")
+no_identifier_columns(COLUMNS)
+
+
+def _checks(p: SuiteParams) -> dict:
+    res = p.od_h3_resolution
+    return {"h3": {"origin_h3": res, "destination_h3": res}, "window": "window_start"}
+
+
+def profile(df: DataFrame, p: SuiteParams) -> DataFrame:
+    """One row: the output checks, the smallest flow, the resolutions."""
+    return df.agg(*output_checks(df, p, keys=KEYS, **_checks(p)), F.min("trips").alias("min_trips"),
+                  not_in_set("h3_resolution", [p.od_h3_resolution]))
+
+
+def build_suite(p: SuiteParams) -> gx.ExpectationSuite:
+    return make_suite(TABLE, [
+        *schema_expectations(COLUMNS),
+        *output_expectations(p, **_checks(p)),
+        at_least("min_trips", p.k_min, f"trips >= privacy.k_min ({p.k_min}) in every row"),
+        in_set("h3_resolution", [p.od_h3_resolution], "h3_resolution is the configured OD resolution"),
+    ])

@@ -1,0 +1,49 @@
+"""Suite of ``insights/presence`` (released): no demographic split, ``k_min`` visitors, positive estimates."""
+
+from __future__ import annotations
+
+import great_expectations as gx
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from expectations.common import (
+    SuiteParams,
+    at_least,
+    count_if,
+    in_set,
+    make_suite,
+    no_identifier_columns,
+    none_bad,
+    not_in_set,
+    output_checks,
+    output_expectations,
+    schema_expectations,
+)
+
+TABLE = "presence"
+COLUMNS = {"date": "date", "window_start": "timestamp", "h3_cell": "string", "h3_resolution": "int",
+           "visitors": "long", "population_estimate": "double"}
+KEYS = ("date", "window_start", "h3_cell", "h3_resolution", "visitors", "population_estimate")
+no_identifier_columns(COLUMNS)
+
+
+def _checks(p: SuiteParams) -> dict:
+    return {"h3": {"h3_cell": p.h3_resolution}, "window": "window_start"}
+
+
+def profile(df: DataFrame, p: SuiteParams) -> DataFrame:
+    """One row: the output checks, the smallest group, non-positive estimates, the resolutions."""
+    return df.agg(*output_checks(df, p, keys=KEYS, demographics=False, **_checks(p)),
+                  F.min("visitors").alias("min_visitors"),
+                  count_if(~(F.col("population_estimate") > 0)).alias("non_positive_estimates"),
+                  not_in_set("h3_resolution", [p.h3_resolution]))
+
+
+def build_suite(p: SuiteParams) -> gx.ExpectationSuite:
+    return make_suite(TABLE, [
+        *schema_expectations(COLUMNS),
+        *output_expectations(p, demographics=False, **_checks(p)),
+        at_least("min_visitors", p.k_min, f"visitors >= privacy.k_min ({p.k_min}) in every row"),
+        none_bad("non_positive_estimates", "population_estimate is positive"),
+        in_set("h3_resolution", [p.h3_resolution], "h3_resolution is the configured resolution"),
+    ])

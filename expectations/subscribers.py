@@ -1,0 +1,58 @@
+"""Suite of the raw ``subscribers`` CRM snapshot: unique MSISDNs, plausible birth dates, coded values."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import great_expectations as gx
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from expectations.common import (
+    CUSTOMER_TYPES,
+    MAX_AGE_YEARS,
+    MSISDN,
+    SOURCE_GENDERS,
+    SuiteParams,
+    at_least,
+    count_if,
+    in_set,
+    make_suite,
+    none_bad,
+    not_in_set,
+    schema_expectations,
+    share_if,
+)
+
+TABLE = "subscribers"
+COLUMNS = {"msisdn": "string", "birth_date": "date", "gender": "string", "customer_type": "string"}
+
+
+def profile(df: DataFrame, p: SuiteParams) -> DataFrame:
+    """One row: duplicates, shares, codes outside their sets."""
+    oldest = dt.date(p.date.year - MAX_AGE_YEARS, p.date.month, min(p.date.day, 28))
+    implausible = F.col("birth_date").isNotNull() & ((F.col("birth_date") > F.lit(p.date))
+                                                      | (F.col("birth_date") < F.lit(oldest)))
+    return df.agg(
+        (F.count(F.lit(1)) - F.count_distinct("msisdn")).alias("duplicate_msisdns"),
+        count_if(F.col("msisdn").isNull()).alias("null_msisdns"),
+        share_if(F.coalesce(F.col("msisdn").rlike(MSISDN), F.lit(False))).alias("wellformed_msisdn_share"),
+        share_if(~implausible).alias("plausible_birth_date_share"),
+        not_in_set("gender", SOURCE_GENDERS, allow_null=True),
+        not_in_set("customer_type", CUSTOMER_TYPES),
+    )
+
+
+def build_suite(p: SuiteParams) -> gx.ExpectationSuite:
+    return make_suite(TABLE, [
+        *schema_expectations(COLUMNS),
+        none_bad("duplicate_msisdns", "subscribers are unique by MSISDN"),
+        none_bad("null_msisdns", "no subscriber without MSISDN"),
+        at_least("wellformed_msisdn_share", p.min_wellformed_msisdn_share,
+                 "share of well-formed MSISDNs >= quality.min_wellformed_msisdn_share"),
+        at_least("plausible_birth_date_share", 1.0 - p.max_quarantine_share,
+                 f"birth dates not in the future nor more than {MAX_AGE_YEARS} years back "
+                 "(share >= 1 - quality.max_quarantine_share)"),
+        in_set("gender", SOURCE_GENDERS, "gender is F, M, D or null"),
+        in_set("customer_type", CUSTOMER_TYPES, "customer_type is consumer or business"),
+    ])
