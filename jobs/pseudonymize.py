@@ -10,6 +10,7 @@ import sys
 from pyspark import StorageLevel
 
 from mobility.io import publish
+from mobility.quality import validate_inputs
 from mobility.runner import Context, ValidationError, run_job
 from mobility.schemas import read_raw
 from transforms.hashing import key_frame, with_key, without_key
@@ -31,6 +32,11 @@ def stage(ctx: Context) -> None:
     subscribers = read_raw(spark, raw, "subscribers")
     prefs = read_raw(spark, raw, "privacy_preferences")
     cells = read_raw(spark, raw, "cells")
+    # Input gate: a raw partition that fails its suite stops the run before any write.
+    inputs = {"network_events": events, "subscribers": subscribers, "privacy_preferences": prefs, "cells": cells}
+    checked = validate_inputs(spark, cfg, date, inputs, as_of=ctx.run_ts)
+    raw_rows = next(r for r in checked if r.table == "network_events")
+    ctx.summary["validation"] = {r.table: "passed" for r in checked}
 
     tagged = (
         tag_events(
@@ -72,8 +78,15 @@ def stage(ctx: Context) -> None:
                 f"network_events {date}: {share:.2%} of rows are unprocessable, more than "
                 f"quality.max_quarantine_share={cfg.quality.max_quarantine_share:.2%}; nothing was written"
             )
-        publish(spark, cfg.lake, "pseudonymized_events", to_pseudonymized_events(tagged, date=date), date=date)
-        publish(spark, cfg.lake, "quarantine", to_quarantine(tagged, date=date), date=date)
+        if rows_in != raw_rows.observed("rows"):
+            raise ValidationError(f"network_events {date}: stage 1 tagged {rows_in} rows but the partition has "
+                                  f"{raw_rows.observed('rows')}; nothing was written")
+        outputs = {"pseudonymized_events": (to_pseudonymized_events(tagged, date=date), by_disp["kept"]),
+                   "quarantine": (to_quarantine(tagged, date=date), by_disp["quarantine"])}
+        for table, (frame, expected) in outputs.items():
+            report = publish(spark, cfg.lake, table, frame, date=date, cfg=cfg, expected_rows=expected)
+            ctx.summary["validation"][table] = "passed"
+        ctx.summary["validation"]["report"] = report
     finally:
         tagged.unpersist()
 

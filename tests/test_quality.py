@@ -1,0 +1,271 @@
+"""Data-quality suites, the input gate and write-audit-publish.
+
+Great Expectations runs Spark jobs per metric, so the frames are tiny and each test
+validates as few suites as it can; the job tests run stage 1 in-process on the
+session fixture.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pytest
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from tests.conftest import write_conf
+
+DATE = dt.date(2026, 10, 5)
+TS = dt.datetime(2026, 10, 5, 10, 17)
+WIN = dt.datetime(2026, 10, 5, 10, 0)
+HEX = "ab" * 32
+H3_8 = "881fabab53fffff"  # Nuremberg, resolution 8
+H3_7 = "871fabab5ffffff"  # its parent, resolution 7
+MSISDNS = [f"49170{i:08d}" for i in range(1, 41)]
+
+
+@pytest.fixture(scope="module")
+def params():
+    from expectations.common import SuiteParams
+
+    return SuiteParams(date=DATE, k_min=15, h3_resolution=8, od_h3_resolution=7, window_minutes=60,
+                       age_band_edges=(18, 25, 35, 45, 55, 65), max_quarantine_share=0.05,
+                       min_known_cell_share=0.95, min_wellformed_msisdn_share=0.95,
+                       as_of=dt.datetime(2026, 10, 6))
+
+
+def frame(spark, table: str, rows: list[tuple]):
+    """A frame with the table's contracted schema (from the suite module's COLUMNS)."""
+    from expectations import suite_module
+
+    kinds = {"string": T.StringType(), "long": T.LongType(), "int": T.IntegerType(), "double": T.DoubleType(),
+             "date": T.DateType(), "timestamp": T.TimestampType(), "boolean": T.BooleanType()}
+    cols = suite_module(table).COLUMNS
+    schema = T.StructType([T.StructField(c, kinds[k]) for c, k in cols.items()])
+    return spark.createDataFrame(rows, schema)
+
+
+def failed_checks(result) -> set[str]:
+    """The failed expectations as ``ExpectationType:column``."""
+    return {f"{e['expectation']}:{e['kwargs'].get('column', '')}" for e in result.expectations if not e["success"]}
+
+
+def run(table, df, p, **refs):
+    from mobility.quality import run_suite
+
+    return run_suite(table, df, p, stage="test", **refs)
+
+
+# ----------------------------------------------------------------------------- input suites
+
+
+def test_network_events_suite_fails_on_shares_and_schema(spark, params):
+    good = [(m, None, None, TS, "voice", "C1", None, None) for m in MSISDNS]
+    bad = good[:30] + [("12ab", None, None, TS, "mms", "C9", None, None)] * 10  # 25 % bad in every way
+    cells = spark.createDataFrame([("C1",)], "cell_id string")
+    result = run("network_events", frame(spark, "network_events", bad), params, known_cells=cells)
+    min_between = "expect_column_min_to_be_between"
+    assert failed_checks(result) == {f"{min_between}:{c}" for c in (
+        "wellformed_msisdn_share", "known_cell_share", "known_event_type_share", "processable_share")}
+    assert result.observed("known_cell_share") == pytest.approx(0.75)
+    # Schema: a missing column and a mistyped one fail the schema part; the profile is not run.
+    mistyped = frame(spark, "network_events", good).drop("imei").withColumn("latitude", F.lit("x"))
+    schema_result = run("network_events", mistyped, params, known_cells=cells)
+    failed = failed_checks(schema_result)
+    assert "expect_table_columns_to_match_set:" in failed
+    assert "expect_column_values_to_be_of_type:latitude" in failed
+    assert "expect_column_values_to_be_of_type:longitude" not in failed
+
+
+def test_subscriber_preference_and_cell_suites_fail_on_crafted_rows(spark, params):
+    subs = [(m, dt.date(1980, 1, 1), "F", "consumer") for m in MSISDNS[:10]]
+    subs += [(MSISDNS[0], dt.date(2030, 1, 1), "X", "vip")] * 2  # duplicate, future birth, bad codes
+    sub_result = run("subscribers", frame(spark, "subscribers", subs), params)
+    assert failed_checks(sub_result) == {
+        "expect_column_max_to_be_between:duplicate_msisdns",
+        "expect_column_min_to_be_between:plausible_birth_date_share",
+        "expect_column_max_to_be_between:unexpected_gender",
+        "expect_column_max_to_be_between:unexpected_customer_type",
+    }
+    assert sub_result.observed("duplicate_msisdns") == 2
+
+    t0 = dt.datetime(2026, 1, 1)
+    prefs = [(MSISDNS[0], True, False, t0), (MSISDNS[0], False, False, t0),  # two "latest" records: a tie
+             (MSISDNS[1], True, False, t0), (MSISDNS[1], False, False, t0 + dt.timedelta(days=1)),  # fine
+             (None, True, False, t0)]
+    pref_result = run("privacy_preferences", frame(spark, "privacy_preferences", prefs), params)
+    assert failed_checks(pref_result) == {"expect_column_max_to_be_between:ambiguous_latest_preferences",
+                                          "expect_column_max_to_be_between:null_key_rows"}
+    assert pref_result.observed("ambiguous_latest_preferences") == 1
+
+    d = dt.date
+    cells = [("C1", 49.4, 11.0, "4G", d(2020, 1, 1), d(2026, 6, 1)), ("C1", 49.4, 11.0, "5G", d(2026, 6, 1), None),
+             ("C2", 49.4, 11.0, "4G", d(2020, 1, 1), None), ("C2", 49.5, 11.1, "5G", d(2026, 1, 1), None),  # overlap
+             ("C3", 95.0, 11.0, "4G", d(2020, 1, 1), d(2019, 1, 1))]  # bad latitude, empty range
+    cell_result = run("cells", frame(spark, "cells", cells), params)
+    assert failed_checks(cell_result) == {"expect_column_max_to_be_between:cells_with_overlapping_validity",
+                                          "expect_column_max_to_be_between:empty_validity_ranges",
+                                          "expect_column_max_to_be_between:coordinates_out_of_range"}
+    assert cell_result.observed("cells_with_overlapping_validity") == 1
+
+
+# ----------------------------------------------------------------------------- output suites
+
+
+def test_anonymized_suites_pass_on_good_rows_and_fail_on_each_class(spark, params):
+    good = [(DATE, HEX, WIN, H3_8, "25-34", "female")] * 3
+    assert run("anonymized_events", frame(spark, "anonymized_events", good), params).success
+    bad = [*good, (DATE, "AB" * 32, dt.datetime(2026, 10, 5, 10, 5), H3_7, "12-17", "x"),
+           (DATE, "4917012345678", WIN, None, "25-34", "female")]
+    result = run("anonymized_events", frame(spark, "anonymized_events", bad), params)
+    assert failed_checks(result) == {
+        "expect_column_max_to_be_between:malformed_daily_id",
+        "expect_column_max_to_be_between:invalid_h3_cell",
+        "expect_column_max_to_be_between:misaligned_window_start",
+        "expect_column_max_to_be_between:null_key_rows",
+        "expect_column_max_to_be_between:identifier_shaped_values",
+        "expect_column_max_to_be_between:unexpected_age_band",
+        "expect_column_max_to_be_between:unexpected_gender",
+    }
+    trips_good = [(DATE, HEX, WIN, H3_7, H3_7, "65+", "male")]
+    assert run("anonymized_trips", frame(spark, "anonymized_trips", trips_good), params).success
+    trips_bad = frame(spark, "anonymized_trips", [*trips_good, (DATE, HEX, WIN, H3_8, H3_7, "65+", "male")])
+    assert failed_checks(run("anonymized_trips", trips_bad, params)) == {
+        "expect_column_max_to_be_between:invalid_origin_h3"}
+
+
+def test_release_suites_enforce_k_and_resolution(spark, params):
+    od_good = [(DATE, WIN, H3_7, H3_7, 7, "18-24", "unknown", 15)]
+    assert run("od_flows", frame(spark, "od_flows", od_good), params).success
+    od_bad = [*od_good, (DATE, WIN, H3_7, H3_7, 8, "18-24", "unknown", 14)]
+    assert failed_checks(run("od_flows", frame(spark, "od_flows", od_bad), params)) == {
+        "expect_column_min_to_be_between:min_trips", "expect_column_max_to_be_between:unexpected_h3_resolution"}
+
+    pr_good = [(DATE, WIN, H3_8, 8, 20, 66.0)]
+    assert run("presence", frame(spark, "presence", pr_good), params).success
+    pr_bad = [*pr_good, (DATE, dt.datetime(2026, 10, 6, 0, 0), H3_8, 8, 3, 0.0)]
+    assert failed_checks(run("presence", frame(spark, "presence", pr_bad), params)) == {
+        "expect_column_min_to_be_between:min_visitors", "expect_column_max_to_be_between:non_positive_estimates",
+        "expect_column_max_to_be_between:misaligned_window_start"}
+    # A demographic split (or any extra column) in presence breaks its exact column set.
+    split = frame(spark, "presence", pr_good).withColumn("age_band", F.lit("25-34"))
+    assert "expect_table_columns_to_match_set:" in failed_checks(run("presence", split, params))
+
+
+def test_quarantine_suite_is_no_back_door(spark, params):
+    rec = json.dumps({"msisdn_hmac": HEX, "cell_id": "XX-12", "latitude": 49.4521234567})
+    good = [(DATE, "network_events", "unknown_cell", rec)]
+    assert run("quarantine", frame(spark, "quarantine", good), params).success
+    leaked = json.dumps({"msisdn": "+4917012345678", "cell_id": "C1"})
+    bad = [*good, (DATE, "crm", "bad_vibes", leaked),
+           (DATE - dt.timedelta(days=1), "network_events", "unknown_cell", rec)]
+    assert failed_checks(run("quarantine", frame(spark, "quarantine", bad), params)) == {
+        "expect_column_max_to_be_between:identifier_shaped_values",
+        "expect_column_max_to_be_between:rows_off_date",
+        "expect_column_max_to_be_between:unexpected_source",
+        "expect_column_max_to_be_between:unexpected_reason",
+    }
+
+
+# ----------------------------------------------------------------------------- write-audit-publish
+
+
+def _footfall(spark, visitors: int, h3: str = H3_8):
+    return frame(spark, "footfall", [(DATE, WIN, h3, 8, "25-34", "female", visitors),
+                                     (DATE, WIN, h3, 8, "35-44", "male", 40)])
+
+
+def test_failed_audit_leaves_published_table_unchanged(spark, tmp_path, params):
+    from delta.tables import DeltaTable
+
+    from mobility.config import load_config
+    from mobility.io import publish, staging_path, table_path
+    from mobility.runner import ValidationError
+
+    cfg = load_config(write_conf(tmp_path))
+    cache = spark._jsparkSession.sharedState().cacheManager()
+    index = publish(spark, cfg.lake, "footfall", _footfall(spark, 20), date=DATE, cfg=cfg, expected_rows=2)
+    path = table_path(cfg.lake, "footfall")
+    version = DeltaTable.forPath(spark, path).history(1).first()["version"]
+    published = sorted(spark.read.format("delta").load(path).collect())
+    assert [r["visitors"] for r in published] == [20, 40]
+    # The staged date is cleared after publishing, and GE left no frame cached behind.
+    assert spark.read.format("delta").load(staging_path(cfg.lake, "footfall")).count() == 0
+    assert cache.isEmpty()
+
+    with pytest.raises(ValidationError) as err:  # a group below k and a malformed H3 cell
+        publish(spark, cfg.lake, "footfall", _footfall(spark, 14, h3="not-a-cell"), date=DATE, cfg=cfg)
+    assert "visitors >= privacy.k_min" in str(err.value) and "h3_cell is a valid H3 cell" in str(err.value)
+    assert DeltaTable.forPath(spark, path).history(1).first()["version"] == version
+    assert sorted(spark.read.format("delta").load(path).collect()) == published
+
+    report = json.loads(Path(index).with_name("footfall.json").read_text())
+    assert report["success"] is False and report["stage"] == "output"
+    html = Path(index).read_text()
+    assert "footfall" in html and "FAILED" in html
+
+
+def _write_raw_lake(spark, cfg, *, bad_rows: int) -> None:
+    """A tiny raw lake: 40 subscribers, 2 cells, 80 events of which ``bad_rows`` are unknown-cell rows."""
+    from mobility.schemas import CELLS, NETWORK_EVENTS, PRIVACY_PREFERENCES, SUBSCRIBERS, raw_path
+
+    raw = cfg.lake.raw
+    subs = [(m, dt.date(1950 + i, 3, 1), "FMD"[i % 3], "consumer") for i, m in enumerate(MSISDNS)]
+    spark.createDataFrame(subs, SUBSCRIBERS).write.parquet(raw_path(raw, "subscribers"))
+    prefs = [(MSISDNS[0], True, False, dt.datetime(2026, 1, 1))]
+    spark.createDataFrame(prefs, PRIVACY_PREFERENCES).write.parquet(raw_path(raw, "privacy_preferences"))
+    cells = [("C1", 49.45, 11.07, "4G", dt.date(2020, 1, 1), None), ("C2", 49.46, 11.08, "5G", dt.date(2020, 1, 1),
+                                                                      None)]
+    spark.createDataFrame(cells, CELLS).write.parquet(raw_path(raw, "cells"))
+    events = [(MSISDNS[i % 40], "262011234567890", None, TS + dt.timedelta(minutes=i), "data",
+               "XX" if i >= 80 - bad_rows else f"C{1 + i % 2}", None, None) for i in range(80)]
+    spark.createDataFrame(events, NETWORK_EVENTS).write.parquet(raw_path(raw, "network_events", DATE.isoformat()))
+
+
+def test_bad_raw_partition_stops_stage1_before_any_write(spark, tmp_path, keys, capsys):
+    from jobs import pseudonymize
+    from mobility.config import load_config
+
+    conf = write_conf(tmp_path)
+    cfg = load_config(conf)
+    _write_raw_lake(spark, cfg, bad_rows=8)  # 10 % unknown cells > max_quarantine_share 5 %
+    assert pseudonymize.main(["--conf", str(conf), "--date", DATE.isoformat()]) == 1
+    err = capsys.readouterr().err
+    assert "network_events" in err and "known on the date" in err and "nothing was written" in err
+    assert not Path(cfg.lake.curated).exists()
+    html = (Path(cfg.lake.reports) / "quality" / DATE.isoformat() / "index.html").read_text()
+    for table in ("network_events", "subscribers", "privacy_preferences", "cells"):
+        assert f"id='{table}'" in html
+
+
+def test_stage1_publishes_validated_outputs_and_a_corrupted_run_changes_nothing(spark, tmp_path, keys, monkeypatch,
+                                                                                  capsys):
+    from delta.tables import DeltaTable
+
+    from jobs import pseudonymize
+    from mobility.config import load_config
+    from mobility.io import table_path
+
+    conf = write_conf(tmp_path)
+    cfg = load_config(conf)
+    _write_raw_lake(spark, cfg, bad_rows=2)
+    argv = ["--conf", str(conf), "--date", DATE.isoformat()]
+    assert pseudonymize.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "validation.pseudonymized_events" in out and "index.html" in out
+    path = table_path(cfg.lake, "pseudonymized_events")
+    version = DeltaTable.forPath(spark, path).history(1).first()["version"]
+    rows = sorted(spark.read.format("delta").load(path).collect())
+    assert len(rows) == 76  # 80 events - 2 unknown-cell rows quarantined - 2 of the opted-out subscriber
+
+    # Corrupt the output: the stage-1 pseudonym is replaced by the raw MSISDN.
+    real = pseudonymize.to_pseudonymized_events
+    monkeypatch.setattr(pseudonymize, "to_pseudonymized_events",
+                        lambda tagged, date: real(tagged, date=date).withColumn("pseudo_id", F.lit("4917000000001")))
+    assert pseudonymize.main(argv) == 1
+    err = capsys.readouterr().err
+    assert "pseudo_id is 64 lowercase hex" in err and "MSISDN/IMSI/IMEI" in err
+    assert DeltaTable.forPath(spark, path).history(1).first()["version"] == version
+    assert sorted(spark.read.format("delta").load(path).collect()) == rows
