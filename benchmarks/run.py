@@ -179,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scale", type=int, default=4, help="scaling run at scale x N (0: skip)")
     p.add_argument("--scale-repeats", type=int, default=3)
     p.add_argument("--variants", default="floor,pipeline,naive")
+    p.add_argument("--warmup", default="", help="variants to warm up with (default: all of --variants)")
     args = p.parse_args(argv)
     variants = args.variants.split(",")
 
@@ -204,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{r['peak_driver_rss_bytes'] / 2**20:,.0f} MB", flush=True)
             runs.setdefault(key, []).append(r)
 
-        for v in variants:  # warm-up: page cache, jar resolution; not counted
+        for v in (args.warmup.split(",") if args.warmup else variants):  # page cache, jars; not counted
             go(v, args.n, raw, "warmup")
         runs.pop("warmup", None)
         for _ in range(args.repeats):
@@ -236,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         "finished_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": host,
         "params": {"n_events": args.n, "seed": args.seed, "repeats": args.repeats, "scale": args.scale,
-                   "scale_repeats": args.scale_repeats},
+                   "scale_repeats": args.scale_repeats, "warmup": args.warmup or ",".join(variants)},
         "variants": variants_summary,
         "ratios": {k: (round(v, 3) if v is not None else None) for k, v in ratios.items()},
         "memory_growth_4n_over_n": mem_growth,
