@@ -86,6 +86,8 @@ def _validate(name: str, expectations: list, frame: DataFrame) -> list[dict[str,
     for r in result.results:
         cfg = r.expectation_config
         kwargs = {k: v for k, v in cfg.kwargs.items() if k != "batch_id"}
+        if (cfg.meta or {}).get("value_set"):
+            kwargs["value_set"] = cfg.meta["value_set"]
         observed = r.result.get("observed_value") if r.result else None
         if r.exception_info and r.exception_info.get("raised_exception"):
             observed = f"error: {str(r.exception_info.get('exception_message'))[:200]}"
@@ -107,7 +109,11 @@ def run_suite(table: str, df: DataFrame, p: SuiteParams, *, stage: str, **refs: 
     suite = mod.build_suite(p)
     schema = [e for e in suite.expectations if (e.meta or {}).get("on") == "schema"]
     content = [e for e in suite.expectations if (e.meta or {}).get("on") != "schema"]
-    results = _validate(f"{table}.schema", schema, df.limit(0))
+    empty = df.limit(0)
+    try:
+        results = _validate(f"{table}.schema", schema, empty)
+    finally:
+        empty.unpersist()  # GE persists what it validates (empty here, but a cache entry all the same)
     if all(r["success"] for r in results):
         prof = mod.profile(df, p, **refs).persist()
         try:
