@@ -100,9 +100,13 @@ def stage(ctx: Context) -> None:
             shown = "; ".join(f"{r['kind']} {r['window_start']} {r['cell']} value={r['value']}" for r in first)
             raise ValidationError(f"privacy audit: {n_findings} finding(s), nothing published: {shown}")
 
-        publish(spark, cfg.lake, "footfall", footfall, date=date)
-        publish(spark, cfg.lake, "presence", presence, date=date)
-        publish(spark, cfg.lake, "od_flows", od_flows, date=date)
+        # Then write-audit-publish per table (data-quality suites, row counts reconciled).
+        validation = ctx.summary.setdefault("validation", {})
+        for table, frame, rows in (("footfall", footfall, ff["released"]),
+                                   ("presence", presence, summary["presence_released"]),
+                                   ("od_flows", od_flows, summary["od_flows_released"])):
+            validation["report"] = publish(spark, cfg.lake, table, frame, date=date, cfg=cfg, expected_rows=rows)
+            validation[table] = "passed"
     finally:
         for df in cached:
             df.unpersist()

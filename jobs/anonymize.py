@@ -47,7 +47,9 @@ def stage(ctx: Context) -> None:
         .transform(to_anonymized_events, window_minutes=g.window_minutes)
     )
     path = table_path(cfg.lake, "anonymized_events")
-    publish(spark, cfg.lake, "anonymized_events", anonymized, date=date)
+    validation = ctx.summary.setdefault("validation", {})
+    validation["report"] = publish(spark, cfg.lake, "anonymized_events", anonymized, date=date, cfg=cfg)
+    validation["anonymized_events"] = "passed"
     rows_out = read_date(spark, path, date=date, what="anonymized_events").count()  # Delta stats, no scan
     ctx.summary["anonymize"] = {"rows_in": counted.get["rows_in"], "rows_out_person_window_cell": rows_out}
 
@@ -61,7 +63,8 @@ def stage(ctx: Context) -> None:
         .transform(with_key, keys=keys)
         .transform(to_anonymized_trips, id_col="pseudo_id")
     )
-    publish(spark, cfg.lake, "anonymized_trips", trips, date=date)
+    validation["report"] = publish(spark, cfg.lake, "anonymized_trips", trips, date=date, cfg=cfg)
+    validation["anonymized_trips"] = "passed"
     trip_rows = read_date(spark, table_path(cfg.lake, "anonymized_trips"), date=date, what="anonymized_trips").count()
     ctx.summary["anonymize"]["trips_out"] = trip_rows
 
