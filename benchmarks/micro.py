@@ -56,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
         "scan": lambda: events,
         "hmac_keyframe_bnlj": lambda: events.transform(with_key, keys=keys).select(
             hmac_sha256_hex(F.col("msisdn")).alias("h")),
+        "hmac_keyframe_bhj_const": lambda: events.withColumn("_kj", F.spark_partition_id() * 0).join(
+            F.broadcast(keys.withColumn("_kj", F.lit(0))), on="_kj", how="inner").select(
+            hmac_sha256_hex(F.col("msisdn")).alias("h")),
         "hmac_literal_key": lambda: events.withColumn(IPAD_COL, F.lit(bytearray(ipad))).withColumn(
             OPAD_COL, F.lit(bytearray(opad))).select(hmac_sha256_hex(F.col("msisdn")).alias("h")),
         "h3_cell_join_only": lambda: events.join(F.broadcast(cells_h3.select("cell_id", "cell_h3")),

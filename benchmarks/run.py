@@ -180,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scale-repeats", type=int, default=3)
     p.add_argument("--variants", default="floor,pipeline,naive")
     p.add_argument("--warmup", default="", help="variants to warm up with (default: all of --variants)")
+    p.add_argument("--summarize", type=Path, help="only summarize the runs saved in this .runs.tmp file")
     args = p.parse_args(argv)
     variants = args.variants.split(",")
 
@@ -194,16 +195,28 @@ def main(argv: list[str] | None = None) -> int:
     RESULTS.mkdir(exist_ok=True)
     log_path = RESULTS / f"{stamp}.log.tmp"
     host = machine()
-    raw = ensure_lake(args.n, args.seed, env)
-    raw_big = ensure_lake(args.n * args.scale, args.seed, env) if args.scale else None
-
     runs: dict[str, list[dict]] = {}
+    runs_path = RESULTS / f"{stamp}.runs.tmp"  # kept after every run: an interrupted bench can be summarized
+    if args.summarize:
+        runs = json.loads(args.summarize.read_text())
+    else:
+        raw = ensure_lake(args.n, args.seed, env)
+        raw_big = ensure_lake(args.n * args.scale, args.seed, env) if args.scale else None
+        run_all(args, variants, raw, raw_big, env, runs, log_path, runs_path)
+    report(args, variants, runs, started, stamp, host, env)
+    return 0
+
+
+def run_all(args: argparse.Namespace, variants: list[str], raw: Path, raw_big: Path | None, env: dict[str, str],
+            runs: dict[str, list[dict]], log_path: Path, runs_path: Path) -> None:
+    """Warm-up, the alternating repeats at N, then the scaling runs at scale x N."""
     with open(log_path, "w") as log:
         def go(variant: str, n: int, lake: Path, key: str) -> None:
             r = run_variant(variant, n, lake, env, log)
             print(f"[bench] {key:<14} N={n:>12,}  {r['seconds']:7.1f} s  driver RSS "
                   f"{r['peak_driver_rss_bytes'] / 2**20:,.0f} MB", flush=True)
             runs.setdefault(key, []).append(r)
+            runs_path.write_text(json.dumps(runs))
 
         for v in (args.warmup.split(",") if args.warmup else variants):  # page cache, jars; not counted
             go(v, args.n, raw, "warmup")
@@ -216,6 +229,10 @@ def main(argv: list[str] | None = None) -> int:
                 for v in ("floor", "pipeline"):
                     go(v, args.n * args.scale, raw_big, f"{v}@{args.scale}N")
 
+
+def report(args: argparse.Namespace, variants: list[str], runs: dict[str, list[dict]], started: dt.datetime,
+           stamp: str, host: dict, env: dict[str, str]) -> None:
+    """Medians, ratios, targets; JSON and PNG under benchmarks/results/."""
     from benchmarks.check import footfall_equal
 
     variants_summary = {k: summarize(v) for k, v in runs.items()}
@@ -259,7 +276,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nsaved {out} and {plot(summary, out.with_suffix('.png'))}")
     except ImportError as exc:  # matplotlib is a dev requirement; the JSON is the record
         print(f"\nsaved {out} (no plot: {exc})")
-    return 0
 
 
 if __name__ == "__main__":
