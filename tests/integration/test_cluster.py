@@ -52,10 +52,16 @@ SUBPROCESS_TIMEOUT = int(os.environ.get("MI_TEST_TIMEOUT", "2700"))
 pytestmark = pytest.mark.e2e
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct free ports, reserved together (JVMs bind late; no self-collisions)."""
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
 
 
 def stop_group(proc: subprocess.Popen, grace: float = 15.0) -> None:
@@ -125,7 +131,7 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
     spark_class = str(SPARK_HOME / "bin" / "spark-class")
     logs = tmp_path / "logs"
     logs.mkdir()
-    port, ui_port = free_port(), free_port()
+    port, ui_port, *worker_ports = free_ports(6)
     c = Cluster(url=f"spark://127.0.0.1:{port}", ui=f"http://127.0.0.1:{ui_port}")
     # No REST submission server: it would take the fixed port 6066 (clashes between runs).
     env = base_env(SPARK_MASTER_OPTS="-Dspark.master.rest.enabled=false")
@@ -137,8 +143,8 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
             work = tmp_path / f"worker{i}"
             work.mkdir()
             c.procs.append(start([spark_class, "org.apache.spark.deploy.worker.Worker", c.url,
-                                  "--host", "127.0.0.1", "--port", str(free_port()),
-                                  "--webui-port", str(free_port()), "--cores", "1", "--memory", "1g",
+                                  "--host", "127.0.0.1", "--port", str(worker_ports[2 * i - 2]),
+                                  "--webui-port", str(worker_ports[2 * i - 1]), "--cores", "1", "--memory", "1g",
                                   "--work-dir", str(work)],
                                  logs / f"worker{i}.log", env, tmp_path))
         deadline = time.monotonic() + 180
@@ -148,7 +154,7 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
             try:
                 if sum(w["state"] == "ALIVE" for w in c.state()["workers"]) == 2:
                     break
-            except OSError:
+            except (OSError, ValueError):
                 pass  # master UI not up yet
             assert time.monotonic() < deadline, f"workers did not register in time:\n{tail(logs / 'master.log')}"
             time.sleep(1)
