@@ -120,3 +120,15 @@ def publish(spark: SparkSession, lake: LakeConfig | Config, table: str, df: Data
     from mobility.quality import write_audit_publish
 
     return write_audit_publish(spark, cfg, table, df, date=date, expected_rows=expected_rows)
+
+
+def publish_together(spark: SparkSession, cfg: Config, outputs: list[tuple[str, DataFrame, int | None]], *,
+                     date: dt.date) -> str:
+    """Write-audit-publish several tables of one date all-or-nothing (see :func:`publish`).
+
+    ``outputs`` holds ``(table, frame, expected_rows)``. Every table is staged and
+    validated before any is published; one failed suite publishes none.
+    """
+    from mobility.quality import write_audit_publish_all
+
+    return write_audit_publish_all(spark, cfg, outputs, date=date)

@@ -219,6 +219,33 @@ def validate_inputs(spark: SparkSession, cfg: Config, date: dt.date, frames: dic
     return results
 
 
+def stage_and_audit(spark: SparkSession, cfg: Config, table: str, df: DataFrame, *, date: dt.date,
+                    expected_rows: int | None = None) -> TableResult:
+    """Write ``df``'s date to the table's staging path and validate the staged rows.
+
+    Nothing readers see changes. The result says whether the staged date may be
+    published with :func:`publish_staged`.
+    """
+    t0 = time.perf_counter()
+    staging = staging_path(cfg.lake, table)
+    write_date(df, staging, date=date)
+    t1 = time.perf_counter()
+    staged = read_date(spark, staging, date=date, what=f"staged {table}")
+    p = SuiteParams.from_config(cfg, date, expected_rows=expected_rows)
+    result = run_suite(table, staged, p, stage="output")
+    result.timings = {"stage_write_s": round(t1 - t0, 3), "audit_s": round(time.perf_counter() - t1, 3)}
+    return result
+
+
+def publish_staged(spark: SparkSession, cfg: Config, table: str, *, date: dt.date) -> None:
+    """Copy a staged, validated date into the published table and clear the staged date."""
+    from delta.tables import DeltaTable
+
+    staging = staging_path(cfg.lake, table)
+    write_date(read_date(spark, staging, date=date, what=f"staged {table}"), table_path(cfg.lake, table), date=date)
+    DeltaTable.forPath(spark, staging).delete(F.col("date") == F.lit(date))
+
+
 def write_audit_publish(spark: SparkSession, cfg: Config, table: str, df: DataFrame, *, date: dt.date,
                         expected_rows: int | None = None) -> str:
     """Stage ``df``'s date, validate the staged rows, and only then publish them.
@@ -227,23 +254,25 @@ def write_audit_publish(spark: SparkSession, cfg: Config, table: str, df: DataFr
     and rows, and the staged date stays in the restricted zone for inspection (the next
     run of the date replaces it).
     """
-    from delta.tables import DeltaTable
+    return write_audit_publish_all(spark, cfg, [(table, df, expected_rows)], date=date)
 
-    t0 = time.perf_counter()
-    staging = staging_path(cfg.lake, table)
-    write_date(df, staging, date=date)
-    t1 = time.perf_counter()
-    staged = read_date(spark, staging, date=date, what=f"staged {table}")
-    p = SuiteParams.from_config(cfg, date, expected_rows=expected_rows)
-    result = run_suite(table, staged, p, stage="output")
-    t2 = time.perf_counter()
-    if result.success:
-        write_date(read_date(spark, staging, date=date, what=f"staged {table}"), table_path(cfg.lake, table),
-                   date=date)
-        DeltaTable.forPath(spark, staging).delete(F.col("date") == F.lit(date))
-    t3 = time.perf_counter()
-    result.timings = {"stage_write_s": round(t1 - t0, 3), "audit_s": round(t2 - t1, 3),
-                      "publish_s": round(t3 - t2, 3)}
-    index = write_report(spark, cfg.lake, date, [result])
-    _raise_failed([result], f"{table} {date.isoformat()} was not published")
+
+def write_audit_publish_all(spark: SparkSession, cfg: Config,
+                            outputs: list[tuple[str, DataFrame, int | None]], *, date: dt.date) -> str:
+    """Stage and validate every table first; publish them only if all passed.
+
+    Tables released together (footfall, presence, od_flows) must change together:
+    publishing a new footfall beside an old presence of the same date could make a
+    small group derivable by subtraction, so one failed suite publishes none of them.
+    """
+    results = [stage_and_audit(spark, cfg, table, df, date=date, expected_rows=rows)
+               for table, df, rows in outputs]
+    if all(r.success for r in results):
+        for r in results:
+            t0 = time.perf_counter()
+            publish_staged(spark, cfg, r.table, date=date)
+            r.timings["publish_s"] = round(time.perf_counter() - t0, 3)
+    index = write_report(spark, cfg.lake, date, results)
+    names = ", ".join(t for t, _, _ in outputs)
+    _raise_failed(results, f"{names} {date.isoformat()} {'was' if len(outputs) == 1 else 'were'} not published:")
     return index

@@ -207,6 +207,22 @@ def test_failed_audit_leaves_published_table_unchanged(spark, tmp_path, params):
     assert "footfall" in html and "FAILED" in html
 
 
+def test_tables_released_together_publish_all_or_nothing(spark, tmp_path, params):
+    """A failing presence keeps a passing footfall of the same date unpublished too."""
+    from mobility.config import load_config
+    from mobility.io import publish_together, table_path
+    from mobility.runner import ValidationError
+
+    cfg = load_config(write_conf(tmp_path))
+    bad_presence = frame(spark, "presence", [(DATE, WIN, H3_8, 8, 3, 10.0)])  # 3 visitors < k
+    with pytest.raises(ValidationError, match="not published") as err:
+        publish_together(spark, cfg, [("footfall", _footfall(spark, 20), 2), ("presence", bad_presence, 1)],
+                         date=DATE)
+    assert "presence" in str(err.value) and "footfall:" not in str(err.value)
+    for table in ("footfall", "presence"):
+        assert not Path(table_path(cfg.lake, table)).exists(), table
+
+
 def _write_raw_lake(spark, cfg, *, bad_rows: int) -> None:
     """A tiny raw lake: 40 subscribers, 2 cells, 80 events of which ``bad_rows`` are unknown-cell rows."""
     from mobility.schemas import CELLS, NETWORK_EVENTS, PRIVACY_PREFERENCES, SUBSCRIBERS, raw_path
