@@ -58,6 +58,17 @@ def main(argv: list[str] | None = None) -> int:
     if top is not None:
         (footfall.filter(F.col("h3_cell") == top["h3_cell"]).groupBy("window_start")
          .agg(F.sum("visitors").alias("visitors")).orderBy(F.desc("visitors")).limit(5).show(truncate=False))
+    od_path = table_path(cfg.lake, "od_flows")
+    try:
+        od = spark.read.format("delta").load(od_path).filter(F.col("date") == F.lit(args.date))
+        print("largest released origin-destination flows (people per departure window):")
+        (od.groupBy("origin_h3", "destination_h3").agg(F.sum("trips").alias("trips"), F.count("*").alias("rows"))
+         .orderBy(F.desc("trips")).limit(5).show(truncate=False))
+    except Exception:
+        pass
+    from mobility.quality import report_index
+
+    print(f"data-quality report (open in a browser): {report_index(cfg.lake, args.date)}")
     print(f"run summaries (JSON): {cfg.lake.reports}/runs/{args.date}/")
     return 0
 
