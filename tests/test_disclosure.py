@@ -178,8 +178,12 @@ def test_anonymize_and_aggregate_publish_only_safe_rows(spark, tmp_path, monkeyp
     def publish_unchecked(spark_, lake, table, df, *, date, **_):
         write_date(df, table_path(lake, table), date=date)
 
+    def publish_together_unchecked(spark_, cfg_, outputs, *, date):
+        for table, df, _ in outputs:
+            write_date(df, table_path(cfg_.lake, table), date=date)
+
     monkeypatch.setattr(anonymize, "publish", publish_unchecked)
-    monkeypatch.setattr(aggregate, "publish", publish_unchecked)
+    monkeypatch.setattr(aggregate, "publish_together", publish_together_unchecked)
     ctx = Context(spark=spark, cfg=cfg, date=D, run_ts=dt.datetime(2026, 10, 6),
                   secrets={"daily_key_env": Secret(pysecrets.token_bytes(32))})
     anonymize.stage(ctx)
