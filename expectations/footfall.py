@@ -31,7 +31,9 @@ def _checks(p: SuiteParams) -> dict:
 
 def profile(df: DataFrame, p: SuiteParams) -> DataFrame:
     """One row: the output checks, the smallest group, the resolutions."""
-    return df.agg(*output_checks(df, p, keys=KEYS, **_checks(p)), F.min("visitors").alias("min_visitors"),
+    # An empty release has no row below k: its minimum counts as k_min, not as a failing null.
+    smallest = F.coalesce(F.min("visitors"), F.lit(p.k_min)).alias("min_visitors")
+    return df.agg(*output_checks(df, p, keys=KEYS, **_checks(p)), smallest,
                   not_in_set("h3_resolution", [p.h3_resolution]))
 
 

@@ -32,7 +32,9 @@ def _checks(p: SuiteParams) -> dict:
 
 def profile(df: DataFrame, p: SuiteParams) -> DataFrame:
     """One row: the output checks, the smallest flow, the resolutions."""
-    return df.agg(*output_checks(df, p, keys=KEYS, **_checks(p)), F.min("trips").alias("min_trips"),
+    # An empty release has no row below k: its minimum counts as k_min, not as a failing null.
+    smallest = F.coalesce(F.min("trips"), F.lit(p.k_min)).alias("min_trips")
+    return df.agg(*output_checks(df, p, keys=KEYS, **_checks(p)), smallest,
                   not_in_set("h3_resolution", [p.od_h3_resolution]))
 
 

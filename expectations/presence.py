@@ -34,7 +34,7 @@ def _checks(p: SuiteParams) -> dict:
 def profile(df: DataFrame, p: SuiteParams) -> DataFrame:
     """One row: the output checks, the smallest group, non-positive estimates, the resolutions."""
     return df.agg(*output_checks(df, p, keys=KEYS, demographics=False, **_checks(p)),
-                  F.min("visitors").alias("min_visitors"),
+                  F.coalesce(F.min("visitors"), F.lit(p.k_min)).alias("min_visitors"),
                   count_if(~(F.col("population_estimate") > 0)).alias("non_positive_estimates"),
                   not_in_set("h3_resolution", [p.h3_resolution]))
 

@@ -154,6 +154,12 @@ def test_release_suites_enforce_k_and_resolution(spark, params):
     assert "expect_table_columns_to_match_set:" in failed_checks(run("presence", split, params))
 
 
+def test_empty_releases_pass(spark, params):
+    """A day with no group of k people releases nothing, and that is not a failure."""
+    for table in ("footfall", "presence", "od_flows"):
+        assert run(table, frame(spark, table, []), params).success, table
+
+
 def test_quarantine_suite_is_no_back_door(spark, params):
     rec = json.dumps({"msisdn_hmac": HEX, "cell_id": "XX-12", "latitude": 49.4521234567})
     good = [(DATE, "network_events", "unknown_cell", rec)]
