@@ -351,7 +351,8 @@ def test_cli_run_leaks_no_key_into_logs_plans_or_event_logs(lake, tmp_path, keys
            "--set", f"lake.curated={tmp_path / 'cur'}", "--set", f"lake.insights={tmp_path / 'ins'}",
            "--set", f"lake.reports={tmp_path / 'rep'}",
            "--set", "spark.conf.spark.eventLog.enabled=true",
-           "--set", f"spark.conf.spark.eventLog.dir=file://{events_dir}"]
+           "--set", f"spark.conf.spark.eventLog.dir=file://{events_dir}",
+           "--set", "spark.conf.spark.eventLog.compress=false"]  # Spark 4 compresses by default: keep it greppable
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "pseudonymize.rows_in" in proc.stdout and "aggregate.footfall_released" in proc.stdout
