@@ -69,12 +69,11 @@ def _naive_h3(events: DataFrame, cells_h3: DataFrame, resolution: int, out: str)
     )
 
 
-def naive_with_location_h3(events: DataFrame, *, cells_h3: DataFrame, resolution: int) -> DataFrame:
-    return _naive_h3(events, cells_h3, resolution, "h3_cell")
-
-
-def naive_with_od_h3(events: DataFrame, *, cells_h3: DataFrame, resolution: int, **_: object) -> DataFrame:
-    return _naive_h3(events, cells_h3, resolution, "od_h3")
+def naive_locate(events: DataFrame, *, cells_h3: DataFrame, targets: dict[str, tuple[str, int]]) -> DataFrame:
+    """``geo_to_h3`` per event and per target resolution (see :func:`transforms.stage2.locate`)."""
+    for out, (_, resolution) in targets.items():
+        events = _naive_h3(events, cells_h3, resolution, out)
+    return events
 
 
 def naive_distinct_people(id_col: str = "daily_id") -> Column:
@@ -91,8 +90,8 @@ PATCHES = (
     ("jobs.pseudonymize", "with_key", naive_with_key),
     ("jobs.anonymize", "key_frame", naive_key_frame),
     ("jobs.anonymize", "with_key", naive_with_key),
-    ("jobs.anonymize", "with_location_h3", naive_with_location_h3),
-    ("jobs.anonymize", "with_od_h3", naive_with_od_h3),
+    ("transforms.stage2", "with_key", naive_with_key),
+    ("jobs.anonymize", "locate", naive_locate),
     ("transforms.stage3", "distinct_people", naive_distinct_people),
     ("transforms.flows", "distinct_people", naive_distinct_people),
 )

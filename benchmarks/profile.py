@@ -61,8 +61,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {k:<14}{v:8.1f} s")
     print(f"  {'total':<14}{sum(walls.values()):8.1f} s")
 
+    jobs = rest(spark, "jobs")
+
+    def _ms(t: str) -> float:
+        return dt.datetime.strptime(t.replace("GMT", "+0000"), "%Y-%m-%dT%H:%M:%S.%f%z").timestamp() * 1000
+
+    timed = [(j, _ms(j["completionTime"]) - _ms(j["submissionTime"])) for j in jobs if j.get("completionTime")]
+    print(f"\n== {len(timed)} Spark jobs, {sum(t for _, t in timed) / 1000:.1f} s of job wall time; the longest ==")
+    for j, t in sorted(timed, key=lambda x: -x[1])[:25]:
+        print(f"  {j.get('jobGroup', '?'):<13}{j['jobId']:>5}{t:>9.0f} ms  {(j.get('description') or j['name'])[:90]}")
+    per_group: dict[str, list[float]] = {}
+    for j, t in timed:
+        per_group.setdefault(j.get("jobGroup", "?"), []).append(t)
+    print("  jobs per group (count, s):", {g: (len(v), round(sum(v) / 1000, 1)) for g, v in per_group.items()})
+
     group_of = {}
-    for job in rest(spark, "jobs"):
+    for job in jobs:
         for sid in job.get("stageIds", []):
             group_of[sid] = (job.get("jobGroup", "?"), job["jobId"], job.get("description") or job["name"])
     print("\n== Spark stages by executor run time (ms); bytes in MB ==")

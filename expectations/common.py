@@ -283,4 +283,6 @@ def output_expectations(p: SuiteParams, *, hex_ids: Iterable[str] = (), h3: dict
         out.append(in_set("gender", GENDERS, "gender is female, male, diverse or unknown"))
     if p.expected_rows is not None:
         out.append(exactly("rows", p.expected_rows, "row count reconciles with the run summary"))
+    else:  # still observed: the write's Delta commit must hold exactly this many rows
+        out.append(at_least("rows", 0, "rows audited (reconciled with the Delta commit that publishes them)"))
     return out

@@ -100,14 +100,14 @@ def stage(ctx: Context) -> None:
             shown = "; ".join(f"{r['kind']} {r['window_start']} {r['cell']} value={r['value']}" for r in first)
             raise ValidationError(f"privacy audit: {n_findings} finding(s), nothing published: {shown}")
 
-        # Then write-audit-publish per table (data-quality suites, row counts reconciled).
-        # All three are staged and checked before any is published: a new footfall beside an
+        # Then audit-and-publish per table (data-quality suites, row counts reconciled).
+        # All three are checked before any is published: a new footfall beside an
         # old presence of the same date could make a small group derivable by subtraction.
         outputs = [("footfall", footfall, ff["released"]),
                    ("presence", presence, summary["presence_released"]),
                    ("od_flows", od_flows, summary["od_flows_released"])]
         validation = ctx.summary.setdefault("validation", {})
-        validation["report"] = publish_together(spark, cfg, outputs, date=date)
+        validation["report"] = publish_together(spark, cfg, outputs, date=date, persist=False)  # all cached above
         validation.update({table: "passed" for table, _, _ in outputs})
     finally:
         for df in cached:

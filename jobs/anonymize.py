@@ -3,15 +3,16 @@
     python -m jobs.anonymize --conf conf/local.yaml --date 2026-10-05
 
 Trips need exact timestamps, which ``anonymized_events`` no longer holds, so they are
-detected here. The two outputs are two independent plans over the same input: the
-footfall path is unchanged by trip detection, and the trip path computes H3 only at
-the OD resolution and the daily id only for the (few) trip rows.
+detected here. The events are read once, located at both H3 resolutions in one pass
+and cached; both outputs are computed from that cache. The daily id is computed only
+for the rows that survive the collapse to person/window/cell, and for the trip rows.
 """
 
 from __future__ import annotations
 
 import sys
 
+from pyspark import StorageLevel
 from pyspark.sql import Observation
 from pyspark.sql import functions as F
 
@@ -19,10 +20,10 @@ from mobility.io import publish, read_date, table_path
 from mobility.runner import Context, run_job
 from mobility.schemas import read_raw
 from mobility.secrets import derive_daily_key
-from transforms.flows import detect_trips, to_anonymized_trips, with_od_h3
+from transforms.flows import detect_trips, to_anonymized_trips
 from transforms.hashing import key_frame, with_key
 from transforms.stage1 import cells_valid_on
-from transforms.stage2 import to_anonymized_events, with_cell_h3, with_location_h3
+from transforms.stage2 import locate, to_anonymized_events, with_cell_h3
 
 
 def stage(ctx: Context) -> None:
@@ -37,36 +38,40 @@ def stage(ctx: Context) -> None:
         .withColumnRenamed("cell_h3", "cell_od_h3")
         .transform(with_cell_h3, resolution=res)
     )
-    daily_key = derive_daily_key(ctx.secrets["daily_key_env"], date.isoformat())
-    keys = key_frame(spark, daily_key)
+    keys = key_frame(spark, derive_daily_key(ctx.secrets["daily_key_env"], date.isoformat()))
     counted = Observation("anonymize")
-    anonymized = (
+    # One read of the events, located at both resolutions in one pass, feeds both outputs.
+    located = (
         events.observe(counted, F.count(F.lit(1)).alias("rows_in"))
-        .transform(with_location_h3, cells_h3=cells_h3, resolution=res)
-        .transform(with_key, keys=keys)
-        .transform(to_anonymized_events, window_minutes=g.window_minutes)
+        .select("date", "pseudo_id", "event_ts", "cell_id", "latitude", "longitude", "age_band", "gender")
+        .transform(locate, cells_h3=cells_h3, targets={"h3_cell": ("cell_h3", res), "od_h3": ("cell_od_h3", od_res)})
+        .drop("cell_id", "latitude", "longitude")
+        .persist(StorageLevel.MEMORY_AND_DISK)
     )
-    path = table_path(cfg.lake, "anonymized_events")
-    validation = ctx.summary.setdefault("validation", {})
-    validation["report"] = publish(spark, cfg.lake, "anonymized_events", anonymized, date=date, cfg=cfg)
-    validation["anonymized_events"] = "passed"
-    rows_out = read_date(spark, path, date=date, what="anonymized_events").count()  # Delta stats, no scan
-    ctx.summary["anonymize"] = {"rows_in": counted.get["rows_in"], "rows_out_person_window_cell": rows_out}
+    try:
+        anonymized = located.transform(to_anonymized_events, keys=keys, window_minutes=g.window_minutes)
+        validation = ctx.summary.setdefault("validation", {})
+        validation["report"] = publish(spark, cfg.lake, "anonymized_events", anonymized, date=date, cfg=cfg)
+        validation["anonymized_events"] = "passed"
+        rows_out = read_date(spark, table_path(cfg.lake, "anonymized_events"), date=date,
+                             what="anonymized_events").count()  # Delta stats, no scan
+        ctx.summary["anonymize"] = {"rows_in": counted.get["rows_in"], "rows_out_person_window_cell": rows_out}
 
-    # Trips per stage-1 pseudonym (one-to-one with the daily id within the date); only
-    # the trip rows get the daily key.
-    trips = (
-        events.select("date", "pseudo_id", "event_ts", "cell_id", "latitude", "longitude", "age_band", "gender")
-        .transform(with_od_h3, cells_h3=cells_h3, resolution=od_res)
-        .transform(detect_trips, id_col="pseudo_id", stay_min_minutes=cfg.insights.stay_min_minutes,
-                   window_minutes=g.window_minutes)
-        .transform(with_key, keys=keys)
-        .transform(to_anonymized_trips, id_col="pseudo_id")
-    )
-    validation["report"] = publish(spark, cfg.lake, "anonymized_trips", trips, date=date, cfg=cfg)
-    validation["anonymized_trips"] = "passed"
-    trip_rows = read_date(spark, table_path(cfg.lake, "anonymized_trips"), date=date, what="anonymized_trips").count()
-    ctx.summary["anonymize"]["trips_out"] = trip_rows
+        # Trips per stage-1 pseudonym (one-to-one with the daily id within the date); only
+        # the trip rows get the daily key.
+        trips = (
+            located.select("date", "pseudo_id", "event_ts", "od_h3", "age_band", "gender")
+            .transform(detect_trips, id_col="pseudo_id", stay_min_minutes=cfg.insights.stay_min_minutes,
+                       window_minutes=g.window_minutes)
+            .transform(with_key, keys=keys)
+            .transform(to_anonymized_trips, id_col="pseudo_id")
+        )
+        validation["report"] = publish(spark, cfg.lake, "anonymized_trips", trips, date=date, cfg=cfg)
+        validation["anonymized_trips"] = "passed"
+        ctx.summary["anonymize"]["trips_out"] = read_date(spark, table_path(cfg.lake, "anonymized_trips"), date=date,
+                                                          what="anonymized_trips").count()
+    finally:
+        located.unpersist()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,7 +9,7 @@ import sys
 
 from pyspark import StorageLevel
 
-from mobility.io import publish
+from mobility.io import publish_together
 from mobility.quality import validate_inputs
 from mobility.runner import Context, ValidationError, run_job
 from mobility.schemas import read_raw
@@ -83,9 +83,9 @@ def stage(ctx: Context) -> None:
                                   f"{raw_rows.observed('rows')}; nothing was written")
         outputs = {"pseudonymized_events": (to_pseudonymized_events(tagged, date=date), by_disp["kept"]),
                    "quarantine": (to_quarantine(tagged, date=date), by_disp["quarantine"])}
-        for table, (frame, expected) in outputs.items():
-            report = publish(spark, cfg.lake, table, frame, date=date, cfg=cfg, expected_rows=expected)
-            ctx.summary["validation"][table] = "passed"
+        # Both are cheap projections of the cached frame: audited and written from it, not re-cached.
+        report = publish_together(spark, cfg, [(t, f, n) for t, (f, n) in outputs.items()], date=date, persist=False)
+        ctx.summary["validation"].update({table: "passed" for table in outputs})
         ctx.summary["validation"]["report"] = report
     finally:
         tagged.unpersist()

@@ -92,20 +92,22 @@ def path_exists(spark: SparkSession, uri: str) -> bool:
 
 
 def staging_path(lake: LakeConfig, table: str) -> str:
-    """Where a table's output is staged for its audit: the restricted zone, never read by consumers."""
+    """Where rows that failed their audit are kept for inspection: the restricted zone, never read by consumers."""
     return f"{lake.curated.rstrip('/')}/_staging/{table}"
 
 
 def publish(spark: SparkSession, lake: LakeConfig | Config, table: str, df: DataFrame, *, date: dt.date,
-            cfg: Config | None = None, expected_rows: int | None = None) -> str | None:
-    """The single point where a job makes a table's date visible to readers: write, audit, publish.
+            cfg: Config | None = None, expected_rows: int | None = None, persist: bool = True) -> str | None:
+    """The single point where a job makes a table's date visible to readers: audit, then write.
 
     With the configuration (``cfg=...``, or a whole :class:`Config` in place of ``lake``)
-    the date is written to :func:`staging_path`, checked with the table's suite, and
-    only then copied into the published table; a failed suite raises
-    :class:`mobility.runner.ValidationError` and leaves the published table as it was.
-    ``expected_rows`` (the run summary's count) is reconciled with the staged rows.
-    Returns the data-quality report's index path.
+    the rows are checked with the table's suite first and written only if it passed; a
+    failed suite raises :class:`mobility.runner.ValidationError`, leaves the published
+    table as it was and keeps the rejected rows under :func:`staging_path` for
+    inspection. ``expected_rows`` (the run summary's count) is reconciled with the
+    audited rows, and the audited row count with the Delta commit. The frame is cached
+    for the audit and the write (``persist=False`` if it is a cheap projection of data
+    the caller has cached). Returns the data-quality report's index path.
 
     Without a configuration the suites cannot know ``k_min`` and the resolutions, so
     the date is written directly and a warning says that it was not validated.
@@ -119,16 +121,16 @@ def publish(spark: SparkSession, lake: LakeConfig | Config, table: str, df: Data
         return None
     from mobility.quality import write_audit_publish
 
-    return write_audit_publish(spark, cfg, table, df, date=date, expected_rows=expected_rows)
+    return write_audit_publish(spark, cfg, table, df, date=date, expected_rows=expected_rows, persist=persist)
 
 
 def publish_together(spark: SparkSession, cfg: Config, outputs: list[tuple[str, DataFrame, int | None]], *,
-                     date: dt.date) -> str:
-    """Write-audit-publish several tables of one date all-or-nothing (see :func:`publish`).
+                     date: dt.date, persist: bool = True) -> str:
+    """Audit-then-write several tables of one date all-or-nothing (see :func:`publish`).
 
-    ``outputs`` holds ``(table, frame, expected_rows)``. Every table is staged and
-    validated before any is published; one failed suite publishes none.
+    ``outputs`` holds ``(table, frame, expected_rows)``. Every table is validated before
+    any is written; one failed suite publishes none.
     """
     from mobility.quality import write_audit_publish_all
 
-    return write_audit_publish_all(spark, cfg, outputs, date=date)
+    return write_audit_publish_all(spark, cfg, outputs, date=date, persist=persist)

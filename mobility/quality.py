@@ -20,13 +20,14 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from expectations import INPUT_TABLES, suite_module
 from expectations.common import SuiteParams, ge_context, make_suite
 from mobility.config import Config, LakeConfig
-from mobility.io import list_files, read_date, read_text, staging_path, table_path, write_date, write_text
+from mobility.io import list_files, read_text, staging_path, table_path, write_date, write_text
 from mobility.runner import ValidationError
 
 
@@ -219,59 +220,85 @@ def validate_inputs(spark: SparkSession, cfg: Config, date: dt.date, frames: dic
     return results
 
 
-def stage_and_audit(spark: SparkSession, cfg: Config, table: str, df: DataFrame, *, date: dt.date,
-                    expected_rows: int | None = None) -> TableResult:
-    """Write ``df``'s date to the table's staging path and validate the staged rows.
-
-    Nothing readers see changes. The result says whether the staged date may be
-    published with :func:`publish_staged`.
-    """
-    t0 = time.perf_counter()
-    staging = staging_path(cfg.lake, table)
-    write_date(df, staging, date=date)
-    t1 = time.perf_counter()
-    staged = read_date(spark, staging, date=date, what=f"staged {table}")
+def _audit(cfg: Config, table: str, df: DataFrame, *, date: dt.date, expected_rows: int | None) -> TableResult:
+    """Validate the rows that are about to be written (``df``, cached by the caller if costly)."""
     p = SuiteParams.from_config(cfg, date, expected_rows=expected_rows)
-    result = run_suite(table, staged, p, stage="output")
-    result.timings = {"stage_write_s": round(t1 - t0, 3), "audit_s": round(time.perf_counter() - t1, 3)}
+    result = run_suite(table, df, p, stage="output")
+    result.timings = {"audit_s": result.seconds}
     return result
 
 
-def publish_staged(spark: SparkSession, cfg: Config, table: str, *, date: dt.date) -> None:
-    """Copy a staged, validated date into the published table and clear the staged date."""
+def _publish(spark: SparkSession, cfg: Config, table: str, df: DataFrame, result: TableResult, *,
+             date: dt.date) -> None:
+    """Write the audited rows as the date's one Delta commit; undo it if it holds other rows than audited.
+
+    The commit's own metrics (``numOutputRows``, no scan) must equal the audited row
+    count. If they do not, the table is restored to the version before the write.
+    """
     from delta.tables import DeltaTable
 
-    staging = staging_path(cfg.lake, table)
-    write_date(read_date(spark, staging, date=date, what=f"staged {table}"), table_path(cfg.lake, table), date=date)
-    DeltaTable.forPath(spark, staging).delete(F.col("date") == F.lit(date))
+    path = table_path(cfg.lake, table)
+    before = DeltaTable.forPath(spark, path).history(1).first()["version"] if _is_delta(spark, path) else None
+    t0 = time.perf_counter()
+    write_date(df, path, date=date)
+    result.timings["write_s"] = round(time.perf_counter() - t0, 3)
+    commit = DeltaTable.forPath(spark, path).history(1).first()
+    written = int((commit["operationMetrics"] or {}).get("numOutputRows", -1))
+    audited = result.observed("rows")
+    if written != audited:
+        if before is None:
+            DeltaTable.forPath(spark, path).delete(F.col("date") == F.lit(date))
+        else:
+            DeltaTable.forPath(spark, path).restoreToVersion(before)
+        raise ValidationError(f"{table} {date.isoformat()}: the write committed {written} rows but {audited} were "
+                              f"audited; the table was restored to its state before the write")
+
+
+def _is_delta(spark: SparkSession, path: str) -> bool:
+    from delta.tables import DeltaTable
+
+    return bool(DeltaTable.isDeltaTable(spark, path))
 
 
 def write_audit_publish(spark: SparkSession, cfg: Config, table: str, df: DataFrame, *, date: dt.date,
-                        expected_rows: int | None = None) -> str:
-    """Stage ``df``'s date, validate the staged rows, and only then publish them.
+                        expected_rows: int | None = None, persist: bool = True) -> str:
+    """Validate ``df``'s rows, and only then write them as the date's partition of the table.
 
     A failed suite raises ValidationError; the published table keeps its Delta version
-    and rows, and the staged date stays in the restricted zone for inspection (the next
-    run of the date replaces it).
+    and rows, and the rejected rows go to the restricted zone for inspection (the next
+    run of the date replaces them).
     """
-    return write_audit_publish_all(spark, cfg, [(table, df, expected_rows)], date=date)
+    return write_audit_publish_all(spark, cfg, [(table, df, expected_rows)], date=date, persist=persist)
 
 
 def write_audit_publish_all(spark: SparkSession, cfg: Config,
-                            outputs: list[tuple[str, DataFrame, int | None]], *, date: dt.date) -> str:
-    """Stage and validate every table first; publish them only if all passed.
+                            outputs: list[tuple[str, DataFrame, int | None]], *, date: dt.date,
+                            persist: bool = True) -> str:
+    """Audit every table first; write them only if all passed.
 
-    Tables released together (footfall, presence, od_flows) must change together:
-    publishing a new footfall beside an old presence of the same date could make a
-    small group derivable by subtraction, so one failed suite publishes none of them.
+    Each frame is audited before it is written, and the audit and the write read the
+    same cached rows (``persist=True``; pass ``False`` when the frames are cheap
+    projections of data the caller has cached already), so every output is computed
+    once and written once. Tables released together (footfall, presence, od_flows) must
+    change together: publishing a new footfall beside an old presence of the same date
+    could make a small group derivable by subtraction, so one failed suite publishes
+    none of them.
     """
-    results = [stage_and_audit(spark, cfg, table, df, date=date, expected_rows=rows)
-               for table, df, rows in outputs]
-    if all(r.success for r in results):
-        for r in results:
-            t0 = time.perf_counter()
-            publish_staged(spark, cfg, r.table, date=date)
-            r.timings["publish_s"] = round(time.perf_counter() - t0, 3)
+    frames = [(table, df.persist(StorageLevel.MEMORY_AND_DISK) if persist else df, rows)
+              for table, df, rows in outputs]
+    try:
+        results = [_audit(cfg, table, df, date=date, expected_rows=rows) for table, df, rows in frames]
+        if all(r.success for r in results):
+            for (table, df, _), r in zip(frames, results, strict=True):
+                _publish(spark, cfg, table, df, r, date=date)
+        else:  # keep what was rejected, in the restricted zone, for whoever investigates
+            for (table, df, _), r in zip(frames, results, strict=True):
+                if not r.success:
+                    write_date(df, staging_path(cfg.lake, table), date=date)
+    finally:
+        if persist:
+            for _, df, _ in frames:
+                df.unpersist()
     index = write_report(spark, cfg.lake, date, results)
     names = ", ".join(t for t, _, _ in outputs)
     _raise_failed(results, f"{names} {date.isoformat()} {'was' if len(outputs) == 1 else 'were'} not published:")

@@ -197,8 +197,9 @@ def test_failed_audit_leaves_published_table_unchanged(spark, tmp_path, params):
     version = DeltaTable.forPath(spark, path).history(1).first()["version"]
     published = sorted(spark.read.format("delta").load(path).collect())
     assert [r["visitors"] for r in published] == [20, 40]
-    # The staged date is cleared after publishing, and GE left no frame cached behind.
-    assert spark.read.format("delta").load(staging_path(cfg.lake, "footfall")).count() == 0
+    # One Delta commit holds exactly the audited rows; nothing was staged, no frame stays cached.
+    assert DeltaTable.forPath(spark, path).history(1).first()["operationMetrics"]["numOutputRows"] == "2"
+    assert not Path(staging_path(cfg.lake, "footfall")).exists()
     assert cache.isEmpty()
 
     with pytest.raises(ValidationError) as err:  # a group below k and a malformed H3 cell
@@ -206,6 +207,10 @@ def test_failed_audit_leaves_published_table_unchanged(spark, tmp_path, params):
     assert "visitors >= privacy.k_min" in str(err.value) and "h3_cell is a valid H3 cell" in str(err.value)
     assert DeltaTable.forPath(spark, path).history(1).first()["version"] == version
     assert sorted(spark.read.format("delta").load(path).collect()) == published
+    # The rejected rows wait in the restricted zone for inspection, never in the release zone.
+    rejected = spark.read.format("delta").load(staging_path(cfg.lake, "footfall"))
+    assert sorted(r["visitors"] for r in rejected.collect()) == [14, 40]
+    assert cache.isEmpty()
 
     report = json.loads(Path(index).with_name("footfall.json").read_text())
     assert report["success"] is False and report["stage"] == "output"
@@ -291,3 +296,24 @@ def test_stage1_publishes_validated_outputs_and_a_corrupted_run_changes_nothing(
     assert "pseudo_id is 64 lowercase hex" in err and "MSISDN/IMSI/IMEI" in err
     assert DeltaTable.forPath(spark, path).history(1).first()["version"] == version
     assert sorted(spark.read.format("delta").load(path).collect()) == rows
+
+
+def test_write_holding_other_rows_than_audited_is_undone(spark, tmp_path, params, monkeypatch):
+    """The Delta commit's own row count must equal the audited count, else the write is rolled back."""
+    from delta.tables import DeltaTable
+
+    import mobility.quality as quality
+    from mobility.config import load_config
+    from mobility.io import publish, table_path, write_date
+    from mobility.runner import ValidationError
+
+    cfg = load_config(write_conf(tmp_path))
+    publish(spark, cfg.lake, "footfall", _footfall(spark, 20), date=DATE, cfg=cfg, expected_rows=2)
+    path = table_path(cfg.lake, "footfall")
+    published = sorted(spark.read.format("delta").load(path).collect())
+    # A write that differs from what was audited (as if the input changed between audit and write).
+    monkeypatch.setattr(quality, "write_date", lambda df, p, *, date: write_date(df.union(df), p, date=date))
+    with pytest.raises(ValidationError, match="committed 4 rows but 2 were audited"):
+        publish(spark, cfg.lake, "footfall", _footfall(spark, 30), date=DATE, cfg=cfg)
+    assert sorted(spark.read.format("delta").load(path).collect()) == published
+    assert DeltaTable.forPath(spark, path).history(1).first()["operation"] == "RESTORE"

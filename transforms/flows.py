@@ -22,7 +22,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from transforms.hashing import hmac_sha256_hex
-from transforms.stage2 import points_to_h3, window_start
+from transforms.stage2 import locate, window_start
 from transforms.stage3 import distinct_people
 
 OD_KEYS = ("date", "window_start", "origin_h3", "destination_h3", "age_band", "gender")
@@ -36,14 +36,9 @@ def with_od_h3(events: DataFrame, *, cells_h3: DataFrame, resolution: int, cell_
 
     ``cells_h3`` is the small cell table with the cell's H3 at the OD resolution in
     ``cell_col`` (computed once per radio cell, see :func:`transforms.stage2.with_cell_h3`);
-    it is broadcast. Fixes go through the vectorized :func:`points_to_h3`.
+    it is broadcast. Only fixes go through the vectorized UDF (:func:`transforms.stage2.locate`).
     """
-    has_fix = F.col("latitude").isNotNull() & F.col("longitude").isNotNull()
-    fix_h3 = points_to_h3(F.when(has_fix, F.col("latitude")), F.when(has_fix, F.col("longitude")),
-                          resolution=resolution)
-    cells = F.broadcast(cells_h3.select("cell_id", F.col(cell_col).alias("_cell_od_h3")))
-    joined = events.join(cells, on="cell_id", how="left")
-    return joined.withColumn("od_h3", F.coalesce(fix_h3, F.col("_cell_od_h3"))).drop("_cell_od_h3")
+    return locate(events, cells_h3=cells_h3, targets={"od_h3": (cell_col, resolution)})
 
 
 def to_stays(events: DataFrame, *, id_col: str, stay_min_minutes: int) -> DataFrame:

@@ -15,7 +15,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from transforms.hashing import hmac_sha256_hex
+from transforms.hashing import hmac_sha256_hex, with_key
 
 
 def with_cell_h3(cells: DataFrame, *, resolution: int) -> DataFrame:
@@ -49,17 +49,30 @@ def points_to_h3(lat: Column, lng: Column, *, resolution: int) -> Column:
     return _points_to_h3(lat, lng, F.lit(resolution))
 
 
-def with_location_h3(events: DataFrame, *, cells_h3: DataFrame, resolution: int) -> DataFrame:
-    """Add ``h3_cell``: the event's own fix if it has one, else its cell's H3.
+def locate(events: DataFrame, *, cells_h3: DataFrame, targets: dict[str, tuple[str, int]]) -> DataFrame:
+    """Add one H3 column per target: the event's own fix if it has one, else its radio cell's.
 
-    ``cells_h3`` holds the cells valid on the event date with ``cell_h3``; it is
-    broadcast. Rows without a fix pass null coordinates to the UDF, which skips them.
+    ``targets`` maps each new column to ``(column of cells_h3 with the cell's H3, resolution)``.
+    ``cells_h3`` (the cells valid on the date) is broadcast. The frame is split so that
+    only rows with a fix go through the vectorized UDF (one Arrow round trip computes
+    every resolution); the rest take their cell's H3 from the join. Splitting costs a
+    second scan of the input, far less than sending every row through Python (see
+    ``benchmarks/README.md``); callers that use the result twice cache it.
     """
     has_fix = F.col("latitude").isNotNull() & F.col("longitude").isNotNull()
-    fix_h3 = points_to_h3(F.when(has_fix, F.col("latitude")), F.when(has_fix, F.col("longitude")),
-                          resolution=resolution)
-    joined = events.join(F.broadcast(cells_h3.select("cell_id", "cell_h3")), on="cell_id", how="left")
-    return joined.withColumn("h3_cell", F.coalesce(fix_h3, F.col("cell_h3"))).drop("cell_h3")
+    cell_cols = [F.col(src).alias(f"_cell_{out}") for out, (src, _) in targets.items()]
+    joined = events.join(F.broadcast(cells_h3.select("cell_id", *cell_cols)), on="cell_id", how="left")
+    cols = events.columns
+    fixes = joined.filter(has_fix).select(*cols, *[
+        F.coalesce(points_to_h3(F.col("latitude"), F.col("longitude"), resolution=res), F.col(f"_cell_{out}")).alias(out)
+        for out, (_, res) in targets.items()])
+    others = joined.filter(~has_fix).select(*cols, *[F.col(f"_cell_{out}").alias(out) for out in targets])
+    return fixes.unionByName(others)
+
+
+def with_location_h3(events: DataFrame, *, cells_h3: DataFrame, resolution: int) -> DataFrame:
+    """Add ``h3_cell``: the event's own fix if it has one, else its cell's ``cell_h3`` (see :func:`locate`)."""
+    return locate(events, cells_h3=cells_h3, targets={"h3_cell": ("cell_h3", resolution)})
 
 
 def window_start(ts: Column, *, minutes: int) -> Column:
@@ -68,22 +81,28 @@ def window_start(ts: Column, *, minutes: int) -> Column:
     return F.timestamp_seconds(F.floor(F.unix_timestamp(ts) / F.lit(seconds)) * F.lit(seconds))
 
 
-def to_anonymized_events(events: DataFrame, *, window_minutes: int) -> DataFrame:
+def to_anonymized_events(events: DataFrame, *, keys: DataFrame, window_minutes: int) -> DataFrame:
     """The ``curated/anonymized_events`` contract.
 
-    Requires the daily key columns (:func:`transforms.hashing.with_key`) and
-    ``h3_cell``. Exact timestamps, coordinates, radio cells and stage-1 pseudonyms are
-    dropped; what remains is collapsed to one row per person, window and H3 cell —
-    how many events someone produced there is not needed downstream and not kept.
+    Needs ``pseudo_id`` and ``h3_cell``; ``keys`` is the daily key frame
+    (:func:`transforms.hashing.key_frame`). Exact timestamps, coordinates, radio cells
+    and stage-1 pseudonyms are dropped; what remains is collapsed to one row per
+    person, window and H3 cell — how many events someone produced there is not needed
+    downstream and not kept. The stage-1 pseudonym maps one-to-one to the daily id
+    within the date, so rows are collapsed first and only the survivors are hashed, and
+    the key columns are attached after the shuffle, never carried through it.
     """
     return (
         events.select(
             "date",
-            hmac_sha256_hex(F.col("pseudo_id")).alias("daily_id"),
+            "pseudo_id",
             window_start(F.col("event_ts"), minutes=window_minutes).alias("window_start"),
             "h3_cell",
             "age_band",
             "gender",
         )
-        .dropDuplicates(["date", "daily_id", "window_start", "h3_cell"])
+        .dropDuplicates(["date", "pseudo_id", "window_start", "h3_cell"])
+        .transform(with_key, keys=keys)
+        .select("date", hmac_sha256_hex(F.col("pseudo_id")).alias("daily_id"), "window_start", "h3_cell",
+                "age_band", "gender")
     )
