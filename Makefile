@@ -65,6 +65,8 @@ BENCH_SEED ?= 42
 BENCH_REPEATS ?= 3
 BENCH_SCALE ?= 4
 BENCH_SCALE_REPEATS ?= 3
+BENCH_WARMUP ?=
 bench: setup
 	$(PYTHON) -m benchmarks.run --n $(N) --seed $(BENCH_SEED) --repeats $(BENCH_REPEATS) \
-		--scale $(BENCH_SCALE) --scale-repeats $(BENCH_SCALE_REPEATS)
+		--scale $(BENCH_SCALE) --scale-repeats $(BENCH_SCALE_REPEATS) \
+		$(if $(BENCH_WARMUP),--warmup $(BENCH_WARMUP))

@@ -242,15 +242,18 @@ def _publish(spark: SparkSession, cfg: Config, table: str, df: DataFrame, result
     t0 = time.perf_counter()
     write_date(df, path, date=date)
     result.timings["write_s"] = round(time.perf_counter() - t0, 3)
-    commit = DeltaTable.forPath(spark, path).history(1).first()
-    written = int((commit["operationMetrics"] or {}).get("numOutputRows", -1))
-    audited = result.observed("rows")
+    metrics = DeltaTable.forPath(spark, path).history(1).first()["operationMetrics"] or {}
+    audited = int(result.observed("rows"))
+    # Delta records no numOutputRows for a write that added no file (an empty date).
+    written = int(metrics.get("numOutputRows", 0 if metrics.get("numFiles", "0") == "0" else -1))
     if written != audited:
         if before is None:
             DeltaTable.forPath(spark, path).delete(F.col("date") == F.lit(date))
         else:
             DeltaTable.forPath(spark, path).restoreToVersion(before)
-        raise ValidationError(f"{table} {date.isoformat()}: the write committed {written} rows but {audited} were "
+        what = (f"committed {written} rows" if written >= 0 else
+                "recorded no numOutputRows (spark.databricks.delta.history.metricsEnabled must stay true)")
+        raise ValidationError(f"{table} {date.isoformat()}: the write {what} but {audited} were "
                               f"audited; the table was restored to its state before the write")
 
 

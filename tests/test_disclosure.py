@@ -178,7 +178,7 @@ def test_anonymize_and_aggregate_publish_only_safe_rows(spark, tmp_path, monkeyp
     def publish_unchecked(spark_, lake, table, df, *, date, **_):
         write_date(df, table_path(lake, table), date=date)
 
-    def publish_together_unchecked(spark_, cfg_, outputs, *, date):
+    def publish_together_unchecked(spark_, cfg_, outputs, *, date, **_):
         for table, df, _ in outputs:
             write_date(df, table_path(cfg_.lake, table), date=date)
 

@@ -317,3 +317,14 @@ def test_write_holding_other_rows_than_audited_is_undone(spark, tmp_path, params
         publish(spark, cfg.lake, "footfall", _footfall(spark, 30), date=DATE, cfg=cfg)
     assert sorted(spark.read.format("delta").load(path).collect()) == published
     assert DeltaTable.forPath(spark, path).history(1).first()["operation"] == "RESTORE"
+
+
+def test_an_empty_date_is_published_as_an_empty_commit(spark, tmp_path, params):
+    """An empty release is valid (nothing reached k); its commit holds no file and no row."""
+    from mobility.config import load_config
+    from mobility.io import publish, table_path
+
+    cfg = load_config(write_conf(tmp_path))
+    publish(spark, cfg.lake, "footfall", _footfall(spark, 20), date=DATE, cfg=cfg, expected_rows=2)
+    publish(spark, cfg.lake, "footfall", _footfall(spark, 20).limit(0), date=DATE, cfg=cfg, expected_rows=0)
+    assert spark.read.format("delta").load(table_path(cfg.lake, "footfall")).count() == 0
