@@ -286,3 +286,17 @@ def output_expectations(p: SuiteParams, *, hex_ids: Iterable[str] = (), h3: dict
     else:  # still observed: the write's Delta commit must hold exactly this many rows
         out.append(at_least("rows", 0, "rows audited (reconciled with the Delta commit that publishes them)"))
     return out
+
+
+def release_checks(p: SuiteParams, *, count: str, resolution: int) -> list[Column]:
+    """The aggregates every release profile adds: its smallest group and its H3 resolutions."""
+    # An empty release has no row below k: its minimum counts as k_min, not as a failing null.
+    return [F.coalesce(F.min(count), F.lit(p.k_min)).alias(f"min_{count}"),
+            not_in_set("h3_resolution", [resolution])]
+
+
+def release_expectations(p: SuiteParams, *, count: str, resolution: int,
+                         resolution_name: str = "resolution") -> list[gxe.Expectation]:
+    """The expectations matching :func:`release_checks`: k-anonymity and the configured resolution."""
+    return [at_least(f"min_{count}", p.k_min, f"{count} >= privacy.k_min ({p.k_min}) in every row"),
+            in_set("h3_resolution", [resolution], f"h3_resolution is the configured {resolution_name}")]

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import great_expectations as gx
 from pyspark.sql import DataFrame
-from pyspark.sql import functions as F
 
 from expectations.common import (
     SuiteParams,
-    at_least,
-    in_set,
     make_suite,
     no_identifier_columns,
-    not_in_set,
     output_checks,
     output_expectations,
+    release_checks,
+    release_expectations,
     schema_expectations,
 )
 
@@ -32,16 +30,13 @@ def _checks(p: SuiteParams) -> dict:
 
 def profile(df: DataFrame, p: SuiteParams) -> DataFrame:
     """One row: the output checks, the smallest flow, the resolutions."""
-    # An empty release has no row below k: its minimum counts as k_min, not as a failing null.
-    smallest = F.coalesce(F.min("trips"), F.lit(p.k_min)).alias("min_trips")
-    return df.agg(*output_checks(df, p, keys=KEYS, **_checks(p)), smallest,
-                  not_in_set("h3_resolution", [p.od_h3_resolution]))
+    return df.agg(*output_checks(df, p, keys=KEYS, **_checks(p)),
+                  *release_checks(p, count="trips", resolution=p.od_h3_resolution))
 
 
 def build_suite(p: SuiteParams) -> gx.ExpectationSuite:
     return make_suite(TABLE, [
         *schema_expectations(COLUMNS),
         *output_expectations(p, **_checks(p)),
-        at_least("min_trips", p.k_min, f"trips >= privacy.k_min ({p.k_min}) in every row"),
-        in_set("h3_resolution", [p.od_h3_resolution], "h3_resolution is the configured OD resolution"),
+        *release_expectations(p, count="trips", resolution=p.od_h3_resolution, resolution_name="OD resolution"),
     ])

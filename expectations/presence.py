@@ -8,15 +8,14 @@ from pyspark.sql import functions as F
 
 from expectations.common import (
     SuiteParams,
-    at_least,
     count_if,
-    in_set,
     make_suite,
     no_identifier_columns,
     none_bad,
-    not_in_set,
     output_checks,
     output_expectations,
+    release_checks,
+    release_expectations,
     schema_expectations,
 )
 
@@ -34,16 +33,14 @@ def _checks(p: SuiteParams) -> dict:
 def profile(df: DataFrame, p: SuiteParams) -> DataFrame:
     """One row: the output checks, the smallest group, non-positive estimates, the resolutions."""
     return df.agg(*output_checks(df, p, keys=KEYS, demographics=False, **_checks(p)),
-                  F.coalesce(F.min("visitors"), F.lit(p.k_min)).alias("min_visitors"),
-                  count_if(~(F.col("population_estimate") > 0)).alias("non_positive_estimates"),
-                  not_in_set("h3_resolution", [p.h3_resolution]))
+                  *release_checks(p, count="visitors", resolution=p.h3_resolution),
+                  count_if(~(F.col("population_estimate") > 0)).alias("non_positive_estimates"))
 
 
 def build_suite(p: SuiteParams) -> gx.ExpectationSuite:
     return make_suite(TABLE, [
         *schema_expectations(COLUMNS),
         *output_expectations(p, demographics=False, **_checks(p)),
-        at_least("min_visitors", p.k_min, f"visitors >= privacy.k_min ({p.k_min}) in every row"),
+        *release_expectations(p, count="visitors", resolution=p.h3_resolution),
         none_bad("non_positive_estimates", "population_estimate is positive"),
-        in_set("h3_resolution", [p.h3_resolution], "h3_resolution is the configured resolution"),
     ])
