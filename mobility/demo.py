@@ -12,7 +12,6 @@ from mobility.config import load_config
 from mobility.io import INSIGHTS_TABLES, table_path
 from mobility.schemas import RAW_TABLES, read_raw
 from mobility.spark import build_session
-from transforms.stage1 import cells_valid_on, quarantine_reason
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,16 +27,11 @@ def main(argv: list[str] | None = None) -> int:
     for table in RAW_TABLES:
         df = read_raw(spark, raw, table, args.date.isoformat() if table == "network_events" else None)
         print(f"  {table:<22} {df.count():>12,} rows")
-    events = read_raw(spark, raw, "network_events", args.date.isoformat())
-    known = F.broadcast(cells_valid_on(read_raw(spark, raw, "cells"), date=args.date)
-                        .select("cell_id", F.lit(True).alias("_known")))
-    reasons = (events.join(known, on="cell_id", how="left")
-               .select(quarantine_reason(date=args.date, cell_known=F.coalesce("_known", F.lit(False))).alias("r"))
-               .filter(F.col("r").isNotNull()).groupBy("r").count().orderBy("r"))
-    print("  bad rows per class (as stage 1 classifies them):")
-    for row in reasons.collect():  # one row per reason
-        print(f"    {row['r']:<24} {row['count']:>10,}")
-
+    quarantine = spark.read.format("delta").load(table_path(cfg.lake, "quarantine")).filter(
+        F.col("date") == F.lit(args.date))
+    print("  bad rows per class (what stage 1 put in curated/quarantine):")
+    for row in quarantine.groupBy("reason").count().orderBy("reason").collect():  # one row per reason
+        print(f"    {row['reason']:<24} {row['count']:>10,}")
     print(f"\nreleased insights for {args.date} (k_min={cfg.privacy.k_min}):")
     for table in INSIGHTS_TABLES:
         path = table_path(cfg.lake, table)
