@@ -24,7 +24,7 @@ from mobility.secrets import Secret
 from mobility.spark import build_session
 from transforms.hashing import IPAD_COL, OPAD_COL, hmac_pads, hmac_sha256_hex, key_frame, with_key
 from transforms.stage1 import cells_valid_on
-from transforms.stage2 import points_to_h3, with_cell_h3, with_location_h3
+from transforms.stage2 import locate, points_to_h3, with_cell_h3
 
 DATE = dt.date(2026, 10, 5)
 
@@ -63,7 +63,14 @@ def main(argv: list[str] | None = None) -> int:
             OPAD_COL, F.lit(bytearray(opad))).select(hmac_sha256_hex(F.col("msisdn")).alias("h")),
         "h3_cell_join_only": lambda: events.join(F.broadcast(cells_h3.select("cell_id", "cell_h3")),
                                                  on="cell_id", how="left").select("cell_h3"),
-        "h3_pandas_udf_all_rows": lambda: with_location_h3(events, cells_h3=cells_h3, resolution=8).select("h3_cell"),
+        # The earlier with_location_h3: every row through the UDF (nulls for rows without a fix).
+        "h3_pandas_udf_all_rows": lambda: events.join(F.broadcast(cells_h3.select("cell_id", "cell_h3")),
+                                                      on="cell_id", how="left").select(F.coalesce(points_to_h3(
+            F.when(has_fix, F.col("latitude")), F.when(has_fix, F.col("longitude")), resolution=8),
+            F.col("cell_h3")).alias("h3_cell")),
+        # The current transforms.stage2.locate: fix rows through the UDF, the rest from the cell join.
+        "h3_locate_split": lambda: locate(events, cells_h3=cells_h3, targets={"h3_cell": ("cell_h3", 8)}).select(
+            "h3_cell"),
         "h3_pandas_udf_fix_rows_only": lambda: events.filter(has_fix).select(
             points_to_h3(F.col("latitude"), F.col("longitude"), resolution=8).alias("h")),
         "distinct_hex64": lambda: events.transform(with_key, keys=keys).select(

@@ -3,8 +3,9 @@
     python -m jobs.anonymize --conf conf/local.yaml --date 2026-10-05
 
 Trips need exact timestamps, which ``anonymized_events`` no longer holds, so they are
-detected here. The events are read once, located at both H3 resolutions in one pass
-and cached; both outputs are computed from that cache. The daily id is computed only
+detected here. The events are located at both H3 resolutions in one pass (rows with a
+position fix through the vectorized UDF, the others from the cell table) and cached;
+both outputs are computed from that cache. The daily id is computed only
 for the rows that survive the collapse to person/window/cell, and for the trip rows.
 """
 
@@ -40,7 +41,7 @@ def stage(ctx: Context) -> None:
     )
     keys = key_frame(spark, derive_daily_key(ctx.secrets["daily_key_env"], date.isoformat()))
     counted = Observation("anonymize")
-    # One read of the events, located at both resolutions in one pass, feeds both outputs.
+    # The events located at both resolutions, cached: one computation feeds both outputs.
     located = (
         events.observe(counted, F.count(F.lit(1)).alias("rows_in"))
         .select("date", "pseudo_id", "event_ts", "cell_id", "latitude", "longitude", "age_band", "gender")

@@ -85,17 +85,6 @@ def list_files(spark: SparkSession, uri: str, *, suffix: str = "") -> list[str]:
                   if st.isFile() and st.getPath().getName().endswith(suffix))
 
 
-def path_exists(spark: SparkSession, uri: str) -> bool:
-    """Whether a file or directory exists at ``uri``."""
-    fs, hpath = _fs_path(spark, uri)
-    return bool(fs.exists(hpath))
-
-
-def staging_path(lake: LakeConfig, table: str) -> str:
-    """Where rows that failed their audit are kept for inspection: the restricted zone, never read by consumers."""
-    return f"{lake.curated.rstrip('/')}/_staging/{table}"
-
-
 def publish(spark: SparkSession, lake: LakeConfig | Config, table: str, df: DataFrame, *, date: dt.date,
             cfg: Config | None = None, expected_rows: int | None = None, persist: bool = True) -> str | None:
     """The single point where a job makes a table's date visible to readers: audit, then write.
@@ -103,11 +92,11 @@ def publish(spark: SparkSession, lake: LakeConfig | Config, table: str, df: Data
     With the configuration (``cfg=...``, or a whole :class:`Config` in place of ``lake``)
     the rows are checked with the table's suite first and written only if it passed; a
     failed suite raises :class:`mobility.runner.ValidationError`, leaves the published
-    table as it was and keeps the rejected rows under :func:`staging_path` for
-    inspection. ``expected_rows`` (the run summary's count) is reconciled with the
-    audited rows, and the audited row count with the Delta commit. The frame is cached
-    for the audit and the write (``persist=False`` if it is a cheap projection of data
-    the caller has cached). Returns the data-quality report's index path.
+    table as it was and writes the rejected rows nowhere. ``expected_rows`` (the run
+    summary's count) is reconciled with the audited rows, and the audited row count with
+    the Delta commit. The frame is cached for the audit and the write (``persist=False``
+    if it is a cheap projection of data the caller has cached). Returns the
+    data-quality report's index path.
 
     Without a configuration the suites cannot know ``k_min`` and the resolutions, so
     the date is written directly and a warning says that it was not validated.

@@ -27,7 +27,7 @@ from pyspark.sql import functions as F
 from expectations import INPUT_TABLES, suite_module
 from expectations.common import SuiteParams, ge_context, make_suite
 from mobility.config import Config, LakeConfig
-from mobility.io import list_files, read_text, staging_path, table_path, write_date, write_text
+from mobility.io import list_files, read_text, table_path, write_date, write_text
 from mobility.runner import ValidationError
 
 
@@ -228,39 +228,53 @@ def _audit(cfg: Config, table: str, df: DataFrame, *, date: dt.date, expected_ro
     return result
 
 
+def _version(spark: SparkSession, path: str) -> int | None:
+    """The table's current Delta version, or None if there is no table yet."""
+    from delta.tables import DeltaTable
+
+    if not DeltaTable.isDeltaTable(spark, path):
+        return None
+    return int(DeltaTable.forPath(spark, path).history(1).first()["version"])
+
+
 def _publish(spark: SparkSession, cfg: Config, table: str, df: DataFrame, result: TableResult, *,
              date: dt.date) -> None:
-    """Write the audited rows as the date's one Delta commit; undo it if it holds other rows than audited.
+    """Write the audited rows as the date's one Delta commit and check that commit against the audit.
 
-    The commit's own metrics (``numOutputRows``, no scan) must equal the audited row
-    count. If they do not, the table is restored to the version before the write.
+    The commit's own metrics (``numOutputRows`` from the Delta log, no scan) must equal
+    the audited row count; otherwise ValidationError (the caller undoes the write).
     """
     from delta.tables import DeltaTable
 
     path = table_path(cfg.lake, table)
-    before = DeltaTable.forPath(spark, path).history(1).first()["version"] if _is_delta(spark, path) else None
     t0 = time.perf_counter()
     write_date(df, path, date=date)
     result.timings["write_s"] = round(time.perf_counter() - t0, 3)
     metrics = DeltaTable.forPath(spark, path).history(1).first()["operationMetrics"] or {}
     audited = int(result.observed("rows"))
-    # Delta records no numOutputRows for a write that added no file (an empty date).
-    written = int(metrics.get("numOutputRows", 0 if metrics.get("numFiles", "0") == "0" else -1))
+    if "numOutputRows" in metrics:
+        written = int(metrics["numOutputRows"])
+    elif metrics.get("numFiles") == "0":
+        written = 0  # Delta records no numOutputRows for a write that added no file (an empty date)
+    else:
+        raise ValidationError(f"{table} {date.isoformat()}: the Delta commit recorded no numOutputRows, so it cannot "
+                              "be reconciled with the audit (keep spark.databricks.delta.history.metricsEnabled on)")
     if written != audited:
-        if before is None:
-            DeltaTable.forPath(spark, path).delete(F.col("date") == F.lit(date))
-        else:
-            DeltaTable.forPath(spark, path).restoreToVersion(before)
-        what = (f"committed {written} rows" if written >= 0 else
-                "recorded no numOutputRows (spark.databricks.delta.history.metricsEnabled must stay true)")
-        raise ValidationError(f"{table} {date.isoformat()}: the write {what} but {audited} were "
-                              f"audited; the table was restored to its state before the write")
+        raise ValidationError(f"{table} {date.isoformat()}: the write committed {written} rows but {audited} "
+                              "were audited")
 
 
-def _is_delta(spark: SparkSession, path: str) -> bool:
+def _undo(spark: SparkSession, cfg: Config, table: str, before: int | None, *, date: dt.date) -> None:
+    """Put a table back as it was before this run's write (one writer per table and date assumed)."""
     from delta.tables import DeltaTable
 
-    return bool(DeltaTable.isDeltaTable(spark, path))
+    path = table_path(cfg.lake, table)
+    if _version(spark, path) == before:
+        return  # nothing was committed
+    if before is None:  # the table was created by this run: it must hold nothing of it
+        DeltaTable.forPath(spark, path).delete(F.col("date") == F.lit(date))
+    else:
+        DeltaTable.forPath(spark, path).restoreToVersion(before)
 
 
 def write_audit_publish(spark: SparkSession, cfg: Config, table: str, df: DataFrame, *, date: dt.date,
@@ -268,8 +282,7 @@ def write_audit_publish(spark: SparkSession, cfg: Config, table: str, df: DataFr
     """Validate ``df``'s rows, and only then write them as the date's partition of the table.
 
     A failed suite raises ValidationError; the published table keeps its Delta version
-    and rows, and the rejected rows go to the restricted zone for inspection (the next
-    run of the date replaces them).
+    and rows, and the rejected rows are not written anywhere (the report names what failed).
     """
     return write_audit_publish_all(spark, cfg, [(table, df, expected_rows)], date=date, persist=persist)
 
@@ -289,20 +302,30 @@ def write_audit_publish_all(spark: SparkSession, cfg: Config,
     """
     frames = [(table, df.persist(StorageLevel.MEMORY_AND_DISK) if persist else df, rows)
               for table, df, rows in outputs]
+    results: list[TableResult] = []
+    index = report_index(cfg.lake, date)
     try:
         results = [_audit(cfg, table, df, date=date, expected_rows=rows) for table, df, rows in frames]
         if all(r.success for r in results):
-            for (table, df, _), r in zip(frames, results, strict=True):
-                _publish(spark, cfg, table, df, r, date=date)
-        else:  # keep what was rejected, in the restricted zone, for whoever investigates
-            for (table, df, _), r in zip(frames, results, strict=True):
-                if not r.success:
-                    write_date(df, staging_path(cfg.lake, table), date=date)
+            befores = {table: _version(spark, table_path(cfg.lake, table)) for table, _, _ in frames}
+            written = []
+            try:
+                for (table, df, _), r in zip(frames, results, strict=True):
+                    written.append(table)
+                    _publish(spark, cfg, table, df, r, date=date)
+            except Exception:
+                # All or nothing: undo every table this call has written, then fail.
+                for table in reversed(written):
+                    _undo(spark, cfg, table, befores[table], date=date)
+                raise
+        # Rows that failed are not kept anywhere: a failed suite may mean identifiers or
+        # groups below k, which must not land in any table. The report says what failed.
     finally:
         if persist:
             for _, df, _ in frames:
                 df.unpersist()
-    index = write_report(spark, cfg.lake, date, results)
+        if results:
+            index = write_report(spark, cfg.lake, date, results)
     names = ", ".join(t for t, _, _ in outputs)
     _raise_failed(results, f"{names} {date.isoformat()} {'was' if len(outputs) == 1 else 'were'} not published:")
     return index

@@ -23,9 +23,9 @@ from transforms.flows import (
     to_presence,
     to_stays,
     with_expansion_factor,
-    with_od_h3,
 )
 from transforms.hashing import key_frame, with_key
+from transforms.stage2 import locate
 
 D = dt.date(2026, 10, 5)
 EVENTS = "date date, pid string, event_ts timestamp, od_h3 string, age_band string, gender string"
@@ -104,13 +104,22 @@ def test_anonymized_trips_carry_the_daily_id_not_the_pseudonym(spark):
     assert {r["daily_id"] for r in out.collect()} == {hmac.new(key, b"p1", hashlib.sha256).hexdigest()}
 
 
-def test_od_h3_prefers_the_fix_over_the_cell(spark):
+def test_locate_prefers_the_fix_over_the_cell_at_every_resolution(spark):
     lat, lng = 49.4521, 11.0767
-    cells = spark.createDataFrame([("C1", h3.geo_to_h3(49.40, 11.00, 7))], "cell_id string, cell_od_h3 string")
-    events = spark.createDataFrame([("e1", "C1", None, None), ("e2", "C1", lat, lng), ("e3", "C9", None, None)],
+    cells = spark.createDataFrame([("C1", h3.geo_to_h3(49.40, 11.00, 7), h3.geo_to_h3(49.40, 11.00, 9))],
+                                  "cell_id string, cell_od_h3 string, cell_h3 string")
+    events = spark.createDataFrame([("e1", "C1", None, None), ("e2", "C1", lat, lng), ("e3", "C9", None, None),
+                                    ("e4", "C9", lat, lng)],
                                    "eid string, cell_id string, latitude double, longitude double")
-    out = {r["eid"]: r["od_h3"] for r in with_od_h3(events, cells_h3=cells, resolution=7).collect()}
-    assert out == {"e1": h3.geo_to_h3(49.40, 11.00, 7), "e2": h3.geo_to_h3(lat, lng, 7), "e3": None}
+    located = locate(events, cells_h3=cells, targets={"od_h3": ("cell_od_h3", 7), "h3_cell": ("cell_h3", 9)})
+    assert located.columns == [*events.columns, "od_h3", "h3_cell"]
+    out = {r["eid"]: (r["od_h3"], r["h3_cell"]) for r in located.collect()}
+    assert out == {
+        "e1": (h3.geo_to_h3(49.40, 11.00, 7), h3.geo_to_h3(49.40, 11.00, 9)),  # no fix: the cell's
+        "e2": (h3.geo_to_h3(lat, lng, 7), h3.geo_to_h3(lat, lng, 9)),          # the fix wins
+        "e3": (None, None),                                                    # unknown cell, no fix
+        "e4": (h3.geo_to_h3(lat, lng, 7), h3.geo_to_h3(lat, lng, 9)),          # a fix needs no cell
+    }
 
 
 def test_od_flows_release_only_groups_of_k(spark):

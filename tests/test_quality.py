@@ -187,7 +187,7 @@ def test_failed_audit_leaves_published_table_unchanged(spark, tmp_path, params):
     from delta.tables import DeltaTable
 
     from mobility.config import load_config
-    from mobility.io import publish, staging_path, table_path
+    from mobility.io import publish, table_path
     from mobility.runner import ValidationError
 
     cfg = load_config(write_conf(tmp_path))
@@ -199,7 +199,7 @@ def test_failed_audit_leaves_published_table_unchanged(spark, tmp_path, params):
     assert [r["visitors"] for r in published] == [20, 40]
     # One Delta commit holds exactly the audited rows; nothing was staged, no frame stays cached.
     assert DeltaTable.forPath(spark, path).history(1).first()["operationMetrics"]["numOutputRows"] == "2"
-    assert not Path(staging_path(cfg.lake, "footfall")).exists()
+    assert not Path(cfg.lake.curated).exists()
     assert cache.isEmpty()
 
     with pytest.raises(ValidationError) as err:  # a group below k and a malformed H3 cell
@@ -207,9 +207,8 @@ def test_failed_audit_leaves_published_table_unchanged(spark, tmp_path, params):
     assert "visitors >= privacy.k_min" in str(err.value) and "h3_cell is a valid H3 cell" in str(err.value)
     assert DeltaTable.forPath(spark, path).history(1).first()["version"] == version
     assert sorted(spark.read.format("delta").load(path).collect()) == published
-    # The rejected rows wait in the restricted zone for inspection, never in the release zone.
-    rejected = spark.read.format("delta").load(staging_path(cfg.lake, "footfall"))
-    assert sorted(r["visitors"] for r in rejected.collect()) == [14, 40]
+    # The rejected rows (a group below k) are written nowhere, not even in the restricted zone.
+    assert sorted(p.name for p in Path(cfg.lake.curated).glob("*")) == []
     assert cache.isEmpty()
 
     report = json.loads(Path(index).with_name("footfall.json").read_text())
@@ -299,24 +298,27 @@ def test_stage1_publishes_validated_outputs_and_a_corrupted_run_changes_nothing(
 
 
 def test_write_holding_other_rows_than_audited_is_undone(spark, tmp_path, params, monkeypatch):
-    """The Delta commit's own row count must equal the audited count, else the write is rolled back."""
+    """Each commit's own row count must equal the audited count, else every table of the batch is rolled back."""
     from delta.tables import DeltaTable
 
     import mobility.quality as quality
     from mobility.config import load_config
-    from mobility.io import publish, table_path, write_date
+    from mobility.io import publish_together, table_path, write_date
     from mobility.runner import ValidationError
 
     cfg = load_config(write_conf(tmp_path))
-    publish(spark, cfg.lake, "footfall", _footfall(spark, 20), date=DATE, cfg=cfg, expected_rows=2)
-    path = table_path(cfg.lake, "footfall")
-    published = sorted(spark.read.format("delta").load(path).collect())
-    # A write that differs from what was audited (as if the input changed between audit and write).
-    monkeypatch.setattr(quality, "write_date", lambda df, p, *, date: write_date(df.union(df), p, date=date))
-    with pytest.raises(ValidationError, match="committed 4 rows but 2 were audited"):
-        publish(spark, cfg.lake, "footfall", _footfall(spark, 30), date=DATE, cfg=cfg)
-    assert sorted(spark.read.format("delta").load(path).collect()) == published
-    assert DeltaTable.forPath(spark, path).history(1).first()["operation"] == "RESTORE"
+    presence = frame(spark, "presence", [(DATE, WIN, H3_8, 8, 30, 60.0)])
+    publish_together(spark, cfg, [("footfall", _footfall(spark, 20), 2), ("presence", presence, 1)], date=DATE)
+    paths = {t: table_path(cfg.lake, t) for t in ("footfall", "presence")}
+    published = {t: sorted(spark.read.format("delta").load(p).collect()) for t, p in paths.items()}
+    # The second table's write differs from what was audited (as if its input changed in between).
+    monkeypatch.setattr(quality, "write_date", lambda df, p, *, date: write_date(
+        df.union(df) if p == paths["presence"] else df, p, date=date))
+    with pytest.raises(ValidationError, match="presence 2026-10-05: the write committed 2 rows but 1 were audited"):
+        publish_together(spark, cfg, [("footfall", _footfall(spark, 30), 2), ("presence", presence, 1)], date=DATE)
+    for table, path in paths.items():  # footfall passed its check, and was rolled back all the same
+        assert sorted(spark.read.format("delta").load(path).collect()) == published[table], table
+        assert DeltaTable.forPath(spark, path).history(1).first()["operation"] == "RESTORE", table
 
 
 def test_an_empty_date_is_published_as_an_empty_commit(spark, tmp_path, params):

@@ -22,7 +22,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from transforms.hashing import hmac_sha256_hex
-from transforms.stage2 import locate, window_start
+from transforms.stage2 import window_start
 from transforms.stage3 import distinct_people
 
 OD_KEYS = ("date", "window_start", "origin_h3", "destination_h3", "age_band", "gender")
@@ -30,16 +30,6 @@ PRESENCE_KEYS = ("date", "window_start", "h3_cell")
 
 
 # --- stage 2: location at the OD resolution, stays, trips ----------------------------------------
-
-def with_od_h3(events: DataFrame, *, cells_h3: DataFrame, resolution: int, cell_col: str = "cell_od_h3") -> DataFrame:
-    """Add ``od_h3``: the event's own fix at ``resolution`` if it has one, else its cell's.
-
-    ``cells_h3`` is the small cell table with the cell's H3 at the OD resolution in
-    ``cell_col`` (computed once per radio cell, see :func:`transforms.stage2.with_cell_h3`);
-    it is broadcast. Only fixes go through the vectorized UDF (:func:`transforms.stage2.locate`).
-    """
-    return locate(events, cells_h3=cells_h3, targets={"od_h3": (cell_col, resolution)})
-
 
 def to_stays(events: DataFrame, *, id_col: str, stay_min_minutes: int) -> DataFrame:
     """One row per stay: ``date, <id_col>, age_band, gender, run_id, od_h3, arrive_ts, leave_ts``.

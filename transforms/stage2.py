@@ -63,16 +63,12 @@ def locate(events: DataFrame, *, cells_h3: DataFrame, targets: dict[str, tuple[s
     cell_cols = [F.col(src).alias(f"_cell_{out}") for out, (src, _) in targets.items()]
     joined = events.join(F.broadcast(cells_h3.select("cell_id", *cell_cols)), on="cell_id", how="left")
     cols = events.columns
+    lat, lng = F.col("latitude"), F.col("longitude")
     fixes = joined.filter(has_fix).select(*cols, *[
-        F.coalesce(points_to_h3(F.col("latitude"), F.col("longitude"), resolution=res), F.col(f"_cell_{out}")).alias(out)
+        F.coalesce(points_to_h3(lat, lng, resolution=res), F.col(f"_cell_{out}")).alias(out)
         for out, (_, res) in targets.items()])
     others = joined.filter(~has_fix).select(*cols, *[F.col(f"_cell_{out}").alias(out) for out in targets])
     return fixes.unionByName(others)
-
-
-def with_location_h3(events: DataFrame, *, cells_h3: DataFrame, resolution: int) -> DataFrame:
-    """Add ``h3_cell``: the event's own fix if it has one, else its cell's ``cell_h3`` (see :func:`locate`)."""
-    return locate(events, cells_h3=cells_h3, targets={"h3_cell": ("cell_h3", resolution)})
 
 
 def window_start(ts: Column, *, minutes: int) -> Column:

@@ -219,6 +219,11 @@ def test_pipeline_on_standalone_cluster_equals_local_mode(spark, cluster: Cluste
 
     # The local-mode reference runs meanwhile in this process, on the test session
     # (local[2]): the same entry point, without a third JVM competing for the two cores.
+    # getOrCreate applies cluster.yaml's SQL settings to the shared session: put them back after.
+    import yaml
+
+    touched = yaml.safe_load(Path(conf).read_text())["spark"]["conf"]
+    saved = {key: spark.conf.get(key, None) for key in touched}
     try:
         for name, value in secrets.items():
             monkeypatch.setenv(name, value)
@@ -227,6 +232,9 @@ def test_pipeline_on_standalone_cluster_equals_local_mode(spark, cluster: Cluste
         wait(cluster_run, cluster_log, "spark-submit on the standalone cluster")
     finally:
         stop_group(cluster_run)
+        for key, value in saved.items():
+            with contextlib.suppress(Exception):  # core settings (spark.serializer, ...) cannot change at runtime
+                spark.conf.unset(key) if value is None else spark.conf.set(key, value)
 
     # The job really ran on the cluster, on both workers' executors.
     apps = [a for a in cluster.state()["completedapps"] if a["name"] == "mobility-insights-pipeline"]
