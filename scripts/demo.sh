@@ -15,7 +15,7 @@ if [[ -z "${MI_DAILY_KEY:-}" && -z "${MI_DAILY_KEY_FILE:-}" ]]; then
   echo "WARNING: MI_DAILY_KEY is not set; the demo generated a throw-away daily master key for this run only." >&2
 fi
 
-quiet() { grep -v -E '^(\s*$|.*WARN |::|Ivy|The jars|io\.delta|	confs|	found|	-|	\||	[|]|:: |.*artifacts (copied|dl)|Using Spark|To adjust|Setting default|.*resolution report|.*loading settings|	::|.*spark-submit-parent|	default|WARNING: Using incubator)' || true; }
+quiet() { grep -v -E '^(\s*$|.*WARN |::|Ivy|The jars|io\.delta|	confs|	found|	-|	\||	[|]|:: |.*artifacts (copied|dl)|Using Spark|To adjust|Setting default|.*resolution report|.*loading settings|	::|.*spark-submit-parent|	default|WARNING: Using incubator|.* in \[default\]$)' || true; }
 
 echo "== 1/3 generating the synthetic raw lake for $DATE ($CONF)"
 "$PY" -m jobs.generate_lake --conf "$CONF" --date "$DATE" ${DEMO_GEN_ARGS:-} 2>&1 | quiet
