@@ -249,7 +249,7 @@ def output_checks(df: DataFrame, p: SuiteParams, *, keys: Iterable[str], hex_ids
         F.count(F.lit(1)).alias("rows"),
         count_if(F.col("date") != F.lit(p.date)).alias("rows_off_date"),
         count_if(any_null(*keys)).alias("null_key_rows"),
-        count_if(identifier_shaped(*strings, hex_ids=tuple(hex_ids))).alias("identifier_shaped_values"),
+        count_if(identifier_shaped(*strings, hex_ids=hex_ids)).alias("identifier_shaped_values"),
     ]
     for c in hex_ids:
         aggs.append(count_if(~is_hex64(c)).alias(f"malformed_{c}"))

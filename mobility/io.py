@@ -108,9 +108,9 @@ def publish(spark: SparkSession, lake: LakeConfig | Config, table: str, df: Data
               "(pass cfg= to mobility.io.publish)", file=sys.stderr)
         write_date(df, table_path(lake, table), date=date)
         return None
-    from mobility.quality import write_audit_publish
+    from mobility.quality import write_audit_publish_all
 
-    return write_audit_publish(spark, cfg, table, df, date=date, expected_rows=expected_rows, persist=persist)
+    return write_audit_publish_all(spark, cfg, [(table, df, expected_rows)], date=date, persist=persist)
 
 
 def publish_together(spark: SparkSession, cfg: Config, outputs: list[tuple[str, DataFrame, int | None]], *,

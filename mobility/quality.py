@@ -277,16 +277,6 @@ def _undo(spark: SparkSession, cfg: Config, table: str, before: int | None, *, d
         DeltaTable.forPath(spark, path).restoreToVersion(before)
 
 
-def write_audit_publish(spark: SparkSession, cfg: Config, table: str, df: DataFrame, *, date: dt.date,
-                        expected_rows: int | None = None, persist: bool = True) -> str:
-    """Validate ``df``'s rows, and only then write them as the date's partition of the table.
-
-    A failed suite raises ValidationError; the published table keeps its Delta version
-    and rows, and the rejected rows are not written anywhere (the report names what failed).
-    """
-    return write_audit_publish_all(spark, cfg, [(table, df, expected_rows)], date=date, persist=persist)
-
-
 def write_audit_publish_all(spark: SparkSession, cfg: Config,
                             outputs: list[tuple[str, DataFrame, int | None]], *, date: dt.date,
                             persist: bool = True) -> str:
@@ -298,7 +288,8 @@ def write_audit_publish_all(spark: SparkSession, cfg: Config,
     once and written once. Tables released together (footfall, presence, od_flows) must
     change together: publishing a new footfall beside an old presence of the same date
     could make a small group derivable by subtraction, so one failed suite publishes
-    none of them.
+    none of them. A failed suite raises ValidationError; the published tables keep their
+    Delta versions, and the rejected rows are written nowhere (the report names what failed).
     """
     frames = [(table, df.persist(StorageLevel.MEMORY_AND_DISK) if persist else df, rows)
               for table, df, rows in outputs]
