@@ -9,7 +9,7 @@ DEMO_CONF ?= conf/local.yaml
 export PYSPARK_PYTHON := $(PYTHON)
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: setup jars test test-unit demo lint clean package bench
+.PHONY: setup jars browser test test-unit demo lint clean package bench
 
 setup: $(STAMP) jars
 
@@ -26,7 +26,11 @@ $(STAMP): requirements.txt requirements-dev.txt constraints.txt
 jars: $(STAMP)
 	@$(PYTHON) -m mobility.jars
 
-test: setup
+# Chromium from the distribution's packages (browser tests of the portal and the map report).
+browser:
+	@bash scripts/install_chromium.sh
+
+test: setup browser
 	$(PYTHON) -m pytest -q
 
 lint: setup
