@@ -33,6 +33,10 @@ browser:
 test: setup browser
 	$(PYTHON) -m pytest -q
 
+# The fast inner loop: no end-to-end runs, no cluster, no Airflow virtualenv.
+test-unit: setup
+	$(PYTHON) -m pytest -q -m "not e2e and not airflow"
+
 lint: setup
 	$(VENV)/bin/ruff check .
 

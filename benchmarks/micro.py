@@ -19,7 +19,7 @@ from pathlib import Path
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from mobility.schemas import read_raw
+from mobility.io import read_raw
 from mobility.secrets import Secret
 from mobility.spark import build_session
 from transforms.hashing import IPAD_COL, OPAD_COL, hmac_pads, hmac_sha256_hex, key_frame, with_key

@@ -6,52 +6,52 @@ and the daily ids of events and trips), h3-pyspark's ``geo_to_h3`` on every even
 coordinates (its own fix, or its radio cell's coordinates joined per event, at both
 resolutions), and distinct counts over the 64-character ids themselves.
 
-Rather than a copy of the jobs that would drift from them, :func:`naive_kernels`
-swaps exactly those kernels into the pipeline's modules while the naive run lasts;
-everything else (tagging, caching, validation, trips, suppression, the outputs) is
-the pipeline's own code. So the naive/pipeline ratio measures what the vectorized
-kernels are worth, and the outputs must be identical (``benchmarks.check``).
+It is a :class:`transforms.kernels.Kernels` value (:data:`NAIVE`) passed to the same
+jobs as the production kernels — no module is patched, and everything else (tagging,
+caching, validation, trips, suppression, the outputs) is the pipeline's own code. So
+the naive/pipeline ratio measures what the vectorized kernels are worth, and the
+outputs must be identical (``benchmarks.check``).
 
-Never use this outside ``benchmarks/``: the keys travel inside the UDF closures.
+Never use this outside ``benchmarks/``: the key travels inside the UDF closure.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import hmac
-import importlib
-from collections.abc import Iterator
+from dataclasses import dataclass
 
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from mobility.secrets import Secret
-
-_current_key: list[bytes] = []
-
-
-def naive_key_frame(spark, secret: Secret) -> Secret:
-    """Instead of a broadcast key frame: remember the key for the UDFs built next."""
-    _current_key[:] = [secret.value]
-    return secret
+from transforms.kernels import Kernels
 
 
-def naive_with_key(df: DataFrame, *, keys: Secret) -> DataFrame:
-    """Nothing to join: the key rides in the UDF closure."""
-    _current_key[:] = [keys.value]
-    return df
+@dataclass(frozen=True)
+class UdfHmac:
+    """HMAC-SHA256 hex of a string column, one Python call per row; the key rides in the closure."""
 
+    secret: Secret
 
-def naive_hmac_sha256_hex(message: Column) -> Column:
-    """HMAC-SHA256 hex of a string column, one Python call per row."""
-    key = _current_key[0]
+    @classmethod
+    def for_secret(cls, spark: SparkSession, secret: Secret) -> UdfHmac:
+        return cls(secret)
 
-    def _hmac(m: str | None) -> str | None:
-        return None if m is None else hmac.new(key, m.encode("utf-8"), hashlib.sha256).hexdigest()
+    def attach(self, df: DataFrame) -> DataFrame:
+        return df  # nothing to join
 
-    return F.udf(_hmac, T.StringType())(message)
+    def detach(self, df: DataFrame) -> DataFrame:
+        return df
+
+    def hex(self, message: Column) -> Column:
+        key = self.secret.value
+
+        def _hmac(m: str | None) -> str | None:
+            return None if m is None else hmac.new(key, m.encode("utf-8"), hashlib.sha256).hexdigest()
+
+        return F.udf(_hmac, T.StringType())(message)
 
 
 def _naive_h3(events: DataFrame, cells_h3: DataFrame, resolution: int, out: str) -> DataFrame:
@@ -81,34 +81,4 @@ def naive_distinct_people(id_col: str = "daily_id") -> Column:
     return F.count_distinct(F.col(id_col))
 
 
-# (module, attribute, replacement): every place the pipeline's kernels are looked up.
-PATCHES = (
-    ("transforms.stage1", "hmac_sha256_hex", naive_hmac_sha256_hex),
-    ("transforms.stage2", "hmac_sha256_hex", naive_hmac_sha256_hex),
-    ("transforms.flows", "hmac_sha256_hex", naive_hmac_sha256_hex),
-    ("jobs.pseudonymize", "key_frame", naive_key_frame),
-    ("jobs.pseudonymize", "with_key", naive_with_key),
-    ("jobs.anonymize", "key_frame", naive_key_frame),
-    ("jobs.anonymize", "with_key", naive_with_key),
-    ("transforms.stage2", "with_key", naive_with_key),
-    ("jobs.anonymize", "locate", naive_locate),
-    ("transforms.stage3", "distinct_people", naive_distinct_people),
-    ("transforms.flows", "distinct_people", naive_distinct_people),
-)
-
-
-@contextlib.contextmanager
-def naive_kernels() -> Iterator[None]:
-    """Swap the naive kernels into the pipeline's modules; fail loudly if one is gone."""
-    saved = []
-    try:
-        for module, attr, repl in PATCHES:
-            mod = importlib.import_module(module)
-            if not hasattr(mod, attr):
-                raise RuntimeError(f"benchmarks.naive: {module}.{attr} no longer exists; update PATCHES")
-            saved.append((mod, attr, getattr(mod, attr)))
-            setattr(mod, attr, repl)
-        yield
-    finally:
-        for mod, attr, original in reversed(saved):
-            setattr(mod, attr, original)
+NAIVE = Kernels(keyed_hash=UdfHmac.for_secret, locate=naive_locate, distinct_people=naive_distinct_people)

@@ -22,7 +22,7 @@ from pathlib import Path
 from benchmarks.lake import BASE_CONF, DATE, lake_overrides
 from mobility.config import load_config
 from mobility.runner import Context
-from mobility.secrets import read_secret
+from mobility.secrets import Keys
 from mobility.spark import build_session
 
 
@@ -44,10 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     shutil.rmtree(out, ignore_errors=True)
     cfg = load_config(BASE_CONF, [*lake_overrides(args.raw.resolve(), out), "spark.conf.spark.ui.enabled=true",
                                   *args.set])
-    secrets = {n: read_secret(getattr(cfg.secrets, n)) for n in ("network_key_env", "daily_key_env")}
+    keys = Keys.read(cfg.secrets, ("network", "daily"))
     spark = build_session("bench-profile", cfg.spark)
     ctx = Context(spark=spark, cfg=cfg, date=dt.date.fromisoformat(args.date),
-                  run_ts=dt.datetime.now(dt.UTC).replace(tzinfo=None), secrets=secrets)
+                  run_ts=dt.datetime.now(dt.UTC).replace(tzinfo=None), keys=keys)
     from jobs import aggregate, anonymize, pseudonymize
 
     walls = {}

@@ -18,9 +18,9 @@ from pathlib import Path
 
 from benchmarks.lake import BASE_CONF, DATE, lake_overrides
 from mobility.config import load_config
+from mobility.io import read_raw
 from mobility.runner import Context
-from mobility.schemas import read_raw
-from mobility.secrets import read_secret
+from mobility.secrets import Keys
 from mobility.spark import build_session
 
 VARIANTS = ("floor", "pipeline", "naive")
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
 
     cfg = load_config(BASE_CONF, [*lake_overrides(args.raw.resolve(), args.out.resolve()), *args.set])
     date = dt.date.fromisoformat(args.date)
-    secrets = {name: read_secret(getattr(cfg.secrets, name)) for name in ("network_key_env", "daily_key_env")}
+    keys = Keys.read(cfg.secrets, ("network", "daily"))
     spark = build_session(f"bench-{args.variant}", cfg.spark)
     run_ts = dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
@@ -58,15 +58,12 @@ def main(argv: list[str] | None = None) -> int:
     elif args.variant == "pipeline":
         from jobs import pipeline
 
-        ctx = Context(spark=spark, cfg=cfg, date=date, run_ts=run_ts, secrets=secrets)
-        pipeline.stage(ctx)
+        pipeline.stage(Context(spark=spark, cfg=cfg, date=date, run_ts=run_ts, keys=keys))
     else:
-        from benchmarks.naive import naive_kernels
+        from benchmarks.naive import NAIVE
         from jobs import pipeline
 
-        ctx = Context(spark=spark, cfg=cfg, date=date, run_ts=run_ts, secrets=secrets)
-        with naive_kernels():
-            pipeline.stage(ctx)
+        pipeline.stage(Context(spark=spark, cfg=cfg, date=date, run_ts=run_ts, keys=keys, kernels=NAIVE))
     seconds = time.perf_counter() - t0
 
     result = {"variant": args.variant, "seconds": seconds, "jvm_heap_peak_bytes": jvm_heap_peaks(spark)}

@@ -6,7 +6,14 @@ import great_expectations as gx
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from expectations.common import SuiteParams, at_least, count_if, make_suite, none_bad, schema_expectations
+from contract.columns import count_if
+from expectations.common import (
+    SuiteParams,
+    at_least,
+    make_suite,
+    none_bad,
+    schema_expectations,
+)
 
 TABLE = "cells"
 COLUMNS = {"cell_id": "string", "latitude": "double", "longitude": "double", "radio": "string",

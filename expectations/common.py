@@ -17,79 +17,82 @@ and ``build_suite(p)``; ``mobility.quality`` runs them.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
-import itertools
-import os
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import great_expectations as gx
 import great_expectations.expectations as gxe
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")  # no usage events from a restricted zone
+from contract.columns import count_if, is_h3_at, is_hex64, is_window_aligned
+from contract.vocabulary import GENDERS, IDENTIFIER_NAMES, age_bands
+from mobility.config import Config
 
-HEX64 = r"^[0-9a-f]{64}$"
-# E.164 digits without '+', 8-15 digits: what stage 1 accepts as an MSISDN.
-MSISDN = r"^[1-9][0-9]{7,14}$"
 # Any value that *contains* something shaped like an MSISDN, IMSI (15 digits) or IMEI
 # (14-16 digits): a run of 8-16 decimal digits, optionally '+'-prefixed, that is not
 # part of a longer alphanumeric token (a digit run inside a hex hash or an H3 cell is
 # next to a hex letter) and not the fraction of a decimal number.
 IDENTIFIER_SHAPED = r"(?<![0-9A-Za-z._-])\+?[0-9]{8,16}(?![0-9A-Za-z])"
-IDENTIFIER_NAMES = ("msisdn", "imsi", "imei", "phone", "subscriber")
-GENDERS = ("female", "male", "diverse", "unknown")
-SOURCE_GENDERS = ("F", "M", "D")
-CUSTOMER_TYPES = ("consumer", "business")
-EVENT_TYPES = ("voice", "sms", "data", "handover", "location_update")
 MAX_AGE_YEARS = 120
 
 
 @dataclass(frozen=True)
 class SuiteParams:
-    """What the suites need from the configuration and the run (no secrets)."""
+    """What the suites need from the run: the date, the validated config (no secrets), and what to reconcile.
+
+    The thresholds are read from ``cfg`` (one source of truth), through the properties below.
+    """
 
     date: dt.date
-    k_min: int
-    h3_resolution: int
-    od_h3_resolution: int
-    window_minutes: int
-    age_band_edges: tuple[int, ...]
-    max_quarantine_share: float
-    min_known_cell_share: float
-    min_wellformed_msisdn_share: float
+    cfg: Config
     as_of: dt.datetime | None = None
     # Rows the run summary says the job wrote (reconciliation); None = not checked.
     expected_rows: int | None = None
-    extra: dict[str, object] = field(default_factory=dict)
 
-    @classmethod
-    def from_config(cls, cfg, date: dt.date, *, as_of: dt.datetime | None = None,
-                    expected_rows: int | None = None) -> SuiteParams:
-        """Parameters from a :class:`mobility.config.Config`."""
-        g, q = cfg.generalization, cfg.quality
-        return cls(date=date, k_min=cfg.privacy.k_min, h3_resolution=g.h3_resolution,
-                   od_h3_resolution=g.od_h3_resolution, window_minutes=g.window_minutes,
-                   age_band_edges=tuple(g.age_band_edges), max_quarantine_share=q.max_quarantine_share,
-                   min_known_cell_share=q.min_known_cell_share,
-                   min_wellformed_msisdn_share=q.min_wellformed_msisdn_share, as_of=as_of,
-                   expected_rows=expected_rows)
+    def replace(self, **changes) -> SuiteParams:
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def k_min(self) -> int:
+        return self.cfg.privacy.k_min
+
+    @property
+    def h3_resolution(self) -> int:
+        return self.cfg.generalization.h3_resolution
+
+    @property
+    def od_h3_resolution(self) -> int:
+        return self.cfg.generalization.od_h3_resolution
+
+    @property
+    def window_minutes(self) -> int:
+        return self.cfg.generalization.window_minutes
+
+    @property
+    def max_quarantine_share(self) -> float:
+        return self.cfg.quality.max_quarantine_share
+
+    @property
+    def min_known_cell_share(self) -> float:
+        return self.cfg.quality.min_known_cell_share
+
+    @property
+    def min_wellformed_msisdn_share(self) -> float:
+        return self.cfg.quality.min_wellformed_msisdn_share
 
     @property
     def age_bands(self) -> tuple[str, ...]:
         """The labels stage 1 produces for the configured edges, plus ``unknown``."""
-        e = self.age_band_edges
-        return (*(f"{lo}-{hi - 1}" for lo, hi in itertools.pairwise(e)), f"{e[-1]}+", "unknown")
+        return age_bands(self.cfg.generalization.age_band_edges)
 
 
 # ---------------------------------------------------------------- row checks as columns
 
 
-def count_if(cond: Column) -> Column:
-    """Rows where ``cond`` is true (null counts as false)."""
-    return F.coalesce(F.sum(F.when(cond, 1).otherwise(0)), F.lit(0)).cast("long")
 
 
 def share_if(cond: Column) -> Column:
@@ -120,30 +123,10 @@ def identifier_shaped(*cols: str, hex_ids: Iterable[str] = ()) -> Column:
     return cond
 
 
-def is_hex64(col: str) -> Column:
-    """64 lowercase hex characters (an HMAC-SHA256 pseudonym); null is not."""
-    return F.coalesce(F.col(col).rlike(HEX64), F.lit(False))
 
 
-def is_h3_at(col: str, resolution: int) -> Column:
-    """A valid H3 cell index (15 lowercase hex, cell mode) at exactly ``resolution``.
-
-    Built-ins only: mode 1 (leading ``8``), resolution nibble, base cell < 122, every
-    used digit 0-6 and every unused digit 7 (the bit layout of the H3 index).
-    """
-    s = F.col(col)
-    x = F.conv(s, 16, 10).cast("long")
-    ok = s.rlike(r"^8[0-9a-f]{14}$") & (F.shiftright(x, 52).bitwiseAND(F.lit(15)) == F.lit(resolution))
-    ok = ok & (F.shiftright(x, 45).bitwiseAND(F.lit(127)) < F.lit(122))
-    for d in range(1, 16):
-        digit = F.shiftright(x, (15 - d) * 3).bitwiseAND(F.lit(7))
-        ok = ok & ((digit < F.lit(7)) if d <= resolution else (digit == F.lit(7)))
-    return F.coalesce(ok, F.lit(False))
 
 
-def is_window_aligned(col: str, minutes: int) -> Column:
-    """The timestamp is the start of a ``minutes`` window aligned to midnight UTC."""
-    return F.coalesce((F.unix_timestamp(F.col(col)) % F.lit(minutes * 60)) == F.lit(0), F.lit(False))
 
 
 def on_date(col: str, date: dt.date) -> Column:
@@ -218,12 +201,20 @@ def in_set(col: str, values: Iterable[object], check: str) -> gxe.Expectation:
 
 @functools.cache
 def ge_context():
-    """The process's one ephemeral GE context (no files, no stores, no progress bars)."""
-    from great_expectations.data_context.types.base import ProgressBarsConfig
+    """The process's one ephemeral GE context: no files, no stores, no progress bars, no usage events.
 
-    context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    return context
+    Analytics are switched off in the context's own config (a restricted zone sends no
+    usage events), not through a process-wide environment variable.
+    """
+    from great_expectations.data_context.types.base import (
+        DataContextConfig,
+        InMemoryStoreBackendDefaults,
+        ProgressBarsConfig,
+    )
+
+    config = DataContextConfig(analytics_enabled=False, store_backend_defaults=InMemoryStoreBackendDefaults(),
+                               progress_bars=ProgressBarsConfig(globally=False))
+    return gx.get_context(project_config=config, mode="ephemeral")
 
 
 def make_suite(name: str, expectations: Iterable[gxe.Expectation]) -> gx.ExpectationSuite:
@@ -254,7 +245,7 @@ def output_checks(df: DataFrame, p: SuiteParams, *, keys: Iterable[str], hex_ids
     for c in hex_ids:
         aggs.append(count_if(~is_hex64(c)).alias(f"malformed_{c}"))
     for c, res in (h3 or {}).items():
-        aggs.append(count_if(~is_h3_at(c, res)).alias(f"invalid_{c}"))
+        aggs.append(count_if(~is_h3_at(F.col(c), res)).alias(f"invalid_{c}"))
     if window:
         aggs.append(count_if(~is_window_aligned(window, p.window_minutes) | ~on_date(window, p.date))
                     .alias(f"misaligned_{window}"))

@@ -6,9 +6,9 @@ import great_expectations as gx
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from contract.columns import count_if
 from expectations.common import (
     SuiteParams,
-    count_if,
     make_suite,
     no_identifier_columns,
     none_bad,

@@ -10,7 +10,14 @@ import great_expectations as gx
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from expectations.common import SuiteParams, any_null, count_if, make_suite, none_bad, schema_expectations
+from contract.columns import count_if
+from expectations.common import (
+    SuiteParams,
+    any_null,
+    make_suite,
+    none_bad,
+    schema_expectations,
+)
 
 TABLE = "privacy_preferences"
 COLUMNS = {"msisdn": "string", "analytics_opt_out": "boolean", "location_offers_opt_in": "boolean",

@@ -5,10 +5,10 @@ from __future__ import annotations
 import great_expectations as gx
 from pyspark.sql import DataFrame
 
+from contract.columns import count_if
+from contract.vocabulary import EVENT_TYPES
 from expectations.common import (
-    EVENT_TYPES,
     SuiteParams,
-    count_if,
     in_set,
     make_suite,
     no_identifier_columns,

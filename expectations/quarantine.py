@@ -5,6 +5,7 @@ from __future__ import annotations
 import great_expectations as gx
 from pyspark.sql import DataFrame
 
+from contract.vocabulary import QUARANTINE_SOURCES, REASONS
 from expectations.common import (
     SuiteParams,
     in_set,
@@ -19,27 +20,19 @@ from expectations.common import (
 TABLE = "quarantine"
 COLUMNS = {"date": "date", "source": "string", "reason": "string", "record": "string"}
 KEYS = ("date", "source", "reason", "record")
-SOURCES = ("network_events",)
 no_identifier_columns(COLUMNS)
-
-
-def reasons() -> tuple[str, ...]:
-    """The quarantine reasons stage 1 knows (imported lazily: expectations do not depend on transforms)."""
-    from transforms.stage1 import REASONS
-
-    return REASONS
 
 
 def profile(df: DataFrame, p: SuiteParams) -> DataFrame:
     """One row: the output checks (the JSON record is searched for identifier shapes), unknown sources/reasons."""
-    return df.agg(*output_checks(df, p, keys=KEYS, demographics=False), not_in_set("source", SOURCES),
-                  not_in_set("reason", reasons()))
+    return df.agg(*output_checks(df, p, keys=KEYS, demographics=False), not_in_set("source", QUARANTINE_SOURCES),
+                  not_in_set("reason", REASONS))
 
 
 def build_suite(p: SuiteParams) -> gx.ExpectationSuite:
     return make_suite(TABLE, [
         *schema_expectations(COLUMNS),
         *output_expectations(p, demographics=False),
-        in_set("source", SOURCES, "source names an input table"),
-        in_set("reason", reasons(), "reason is one of stage 1's quarantine reasons"),
+        in_set("source", QUARANTINE_SOURCES, "source names an input table"),
+        in_set("reason", REASONS, "reason is one of stage 1's quarantine reasons"),
     ])

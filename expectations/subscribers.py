@@ -8,14 +8,12 @@ import great_expectations as gx
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from contract.columns import count_if
+from contract.vocabulary import CUSTOMER_TYPES, GENDER_CODES, MSISDN_PATTERN
 from expectations.common import (
-    CUSTOMER_TYPES,
     MAX_AGE_YEARS,
-    MSISDN,
-    SOURCE_GENDERS,
     SuiteParams,
     at_least,
-    count_if,
     in_set,
     make_suite,
     none_bad,
@@ -36,9 +34,9 @@ def profile(df: DataFrame, p: SuiteParams) -> DataFrame:
     return df.agg(
         (F.count(F.lit(1)) - F.count_distinct("msisdn")).alias("duplicate_msisdns"),
         count_if(F.col("msisdn").isNull()).alias("null_msisdns"),
-        share_if(F.coalesce(F.col("msisdn").rlike(MSISDN), F.lit(False))).alias("wellformed_msisdn_share"),
+        share_if(F.coalesce(F.col("msisdn").rlike(MSISDN_PATTERN), F.lit(False))).alias("wellformed_msisdn_share"),
         share_if(~implausible).alias("plausible_birth_date_share"),
-        not_in_set("gender", SOURCE_GENDERS, allow_null=True),
+        not_in_set("gender", tuple(GENDER_CODES), allow_null=True),
         not_in_set("customer_type", CUSTOMER_TYPES),
     )
 
@@ -53,6 +51,6 @@ def build_suite(p: SuiteParams) -> gx.ExpectationSuite:
         at_least("plausible_birth_date_share", 1.0 - p.max_quarantine_share,
                  f"birth dates not in the future nor more than {MAX_AGE_YEARS} years back "
                  "(share >= 1 - quality.max_quarantine_share)"),
-        in_set("gender", SOURCE_GENDERS, "gender is F, M, D or null"),
+        in_set("gender", tuple(GENDER_CODES), "gender is F, M, D or null"),
         in_set("customer_type", CUSTOMER_TYPES, "customer_type is consumer or business"),
     ])

@@ -17,66 +17,59 @@ from pyspark import StorageLevel
 from pyspark.sql import Observation
 from pyspark.sql import functions as F
 
-from mobility.io import publish, read_date, table_path
+from mobility.io import read_date, read_raw, table_path
+from mobility.publish import Publisher
 from mobility.runner import Context, run_job
-from mobility.schemas import read_raw
 from mobility.secrets import derive_daily_key
 from transforms.flows import detect_trips, to_anonymized_trips
-from transforms.hashing import key_frame, with_key
+from transforms.kernels import BUILTIN, Kernels
 from transforms.stage1 import cells_valid_on
-from transforms.stage2 import locate, to_anonymized_events, with_cell_h3
+from transforms.stage2 import cells_at_resolutions, to_anonymized_events
 
 
 def stage(ctx: Context) -> None:
     cfg, date, spark = ctx.cfg, ctx.date, ctx.spark
+    kernels: Kernels = ctx.kernels or BUILTIN
     g = cfg.generalization
-    res, od_res = g.h3_resolution, g.od_h3_resolution
     events = read_date(spark, table_path(cfg.lake, "pseudonymized_events"), date=date,
                        what="curated/pseudonymized_events")
-    # Both resolutions on the small cell table (one h3-pyspark call per cell and resolution).
-    cells_h3 = (
-        with_cell_h3(cells_valid_on(read_raw(spark, cfg.lake.raw, "cells"), date=date), resolution=od_res)
-        .withColumnRenamed("cell_h3", "cell_od_h3")
-        .transform(with_cell_h3, resolution=res)
-    )
-    keys = key_frame(spark, derive_daily_key(ctx.secrets["daily_key_env"], date.isoformat()))
+    targets = {"h3_cell": g.h3_resolution, "od_h3": g.od_h3_resolution}
+    cells_h3 = cells_at_resolutions(cells_valid_on(read_raw(spark, cfg.lake.raw, "cells"), date=date), targets)
+    hasher = kernels.keyed_hash(spark, derive_daily_key(ctx.keys.daily, date.isoformat()))
     counted = Observation("anonymize")
     # The events located at both resolutions, cached: one computation feeds both outputs.
     located = (
         events.observe(counted, F.count(F.lit(1)).alias("rows_in"))
         .select("date", "pseudo_id", "event_ts", "cell_id", "latitude", "longitude", "age_band", "gender")
-        .transform(locate, cells_h3=cells_h3, targets={"h3_cell": ("cell_h3", res), "od_h3": ("cell_od_h3", od_res)})
+        .transform(kernels.locate, cells_h3=cells_h3, targets={c: (f"cell_{c}", r) for c, r in targets.items()})
         .drop("cell_id", "latitude", "longitude")
         .persist(StorageLevel.MEMORY_AND_DISK)
     )
     try:
-        anonymized = located.transform(to_anonymized_events, keys=keys, window_minutes=g.window_minutes)
-        validation = ctx.summary.setdefault("validation", {})
-        validation["report"] = publish(spark, cfg.lake, "anonymized_events", anonymized, date=date, cfg=cfg)
-        validation["anonymized_events"] = "passed"
-        rows_out = read_date(spark, table_path(cfg.lake, "anonymized_events"), date=date,
-                             what="anonymized_events").count()  # Delta stats, no scan
-        ctx.summary["anonymize"] = {"rows_in": counted.get["rows_in"], "rows_out_person_window_cell": rows_out}
-
+        anonymized = located.transform(to_anonymized_events, hasher=hasher, window_minutes=g.window_minutes)
         # Trips per stage-1 pseudonym (one-to-one with the daily id within the date); only
         # the trip rows get the daily key.
         trips = (
             located.select("date", "pseudo_id", "event_ts", "od_h3", "age_band", "gender")
             .transform(detect_trips, id_col="pseudo_id", stay_min_minutes=cfg.insights.stay_min_minutes,
                        window_minutes=g.window_minutes)
-            .transform(with_key, keys=keys)
-            .transform(to_anonymized_trips, id_col="pseudo_id")
+            .transform(to_anonymized_trips, hasher=hasher, id_col="pseudo_id")
         )
-        validation["report"] = publish(spark, cfg.lake, "anonymized_trips", trips, date=date, cfg=cfg)
-        validation["anonymized_trips"] = "passed"
-        ctx.summary["anonymize"]["trips_out"] = read_date(spark, table_path(cfg.lake, "anonymized_trips"), date=date,
-                                                          what="anonymized_trips").count()
+        validation = ctx.summary.setdefault("validation", {})
+        for table, frame in (("anonymized_events", anonymized), ("anonymized_trips", trips)):
+            validation["report"] = ctx.publisher(spark, cfg, [(table, frame, None)], date=date)
+            validation[table] = "passed"
+        written = {t: read_date(spark, table_path(cfg.lake, t), date=date, what=t).count()  # Delta stats, no scan
+                   for t in ("anonymized_events", "anonymized_trips")}
+        ctx.summary["anonymize"] = {"rows_in": counted.get["rows_in"],
+                                    "rows_out_person_window_cell": written["anonymized_events"],
+                                    "trips_out": written["anonymized_trips"]}
     finally:
         located.unpersist()
 
 
-def main(argv: list[str] | None = None) -> int:
-    return run_job("anonymize", argv, stage, secrets=("daily_key_env",))
+def main(argv: list[str] | None = None, *, kernels: Kernels = BUILTIN, publisher: Publisher | None = None) -> int:
+    return run_job("anonymize", argv, stage, needs=("daily",), kernels=kernels, publisher=publisher)
 
 
 if __name__ == "__main__":

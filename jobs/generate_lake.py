@@ -32,8 +32,10 @@ import sys
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from mobility.config import Config, ConfigError, load_config
-from mobility.schemas import CELLS, NETWORK_EVENTS, PRIVACY_PREFERENCES, SUBSCRIBERS, raw_path
+from contract.errors import ConfigError
+from contract.schemas import CELLS, NETWORK_EVENTS, PRIVACY_PREFERENCES, SUBSCRIBERS
+from mobility.config import Config, load_config
+from mobility.io import raw_path
 from mobility.spark import build_session
 
 CENTRE_LAT, CENTRE_LNG = 49.4521, 11.0767  # Nuremberg Hauptmarkt

@@ -11,7 +11,9 @@ from __future__ import annotations
 import sys
 
 from jobs import aggregate, anonymize, pseudonymize
+from mobility.publish import Publisher
 from mobility.runner import Context, run_job
+from transforms.kernels import BUILTIN, Kernels
 
 
 def stage(ctx: Context) -> None:
@@ -20,8 +22,8 @@ def stage(ctx: Context) -> None:
     aggregate.stage(ctx)
 
 
-def main(argv: list[str] | None = None) -> int:
-    return run_job("pipeline", argv, stage, secrets=("network_key_env", "daily_key_env"))
+def main(argv: list[str] | None = None, *, kernels: Kernels = BUILTIN, publisher: Publisher | None = None) -> int:
+    return run_job("pipeline", argv, stage, needs=("network", "daily"), kernels=kernels, publisher=publisher)
 
 
 if __name__ == "__main__":

@@ -9,13 +9,13 @@ import sys
 
 from pyspark import StorageLevel
 
-from mobility.io import publish_together
+from mobility.io import read_raw
+from mobility.publish import Publisher
 from mobility.quality import validate_inputs
-from mobility.runner import Context, ValidationError, run_job
-from mobility.schemas import read_raw
-from transforms.hashing import key_frame, with_key, without_key
+from mobility.runner import Context, run_job
+from mobility.summaries import check_stage1, stage1_summary
+from transforms.kernels import BUILTIN, Kernels
 from transforms.stage1 import (
-    DISPOSITIONS,
     cells_valid_on,
     opted_out_msisdns,
     tag_events,
@@ -27,72 +27,40 @@ from transforms.stage1 import (
 
 def stage(ctx: Context) -> None:
     cfg, date, spark = ctx.cfg, ctx.date, ctx.spark
-    raw = cfg.lake.raw
-    events = read_raw(spark, raw, "network_events", date.isoformat())
-    subscribers = read_raw(spark, raw, "subscribers")
-    prefs = read_raw(spark, raw, "privacy_preferences")
-    cells = read_raw(spark, raw, "cells")
+    kernels: Kernels = ctx.kernels or BUILTIN
+    inputs = {table: read_raw(spark, cfg.lake.raw, table, date.isoformat() if table == "network_events" else None)
+              for table in ("network_events", "subscribers", "privacy_preferences", "cells")}
+    valid_cells = cells_valid_on(inputs["cells"], date=date)
     # Input gate: a raw partition that fails its suite stops the run before any write.
-    inputs = {"network_events": events, "subscribers": subscribers, "privacy_preferences": prefs, "cells": cells}
-    checked = validate_inputs(spark, cfg, date, inputs, as_of=ctx.run_ts)
-    raw_rows = next(r for r in checked if r.table == "network_events")
+    checked = validate_inputs(spark, cfg, date, inputs, known_cells=valid_cells, as_of=ctx.run_ts)
     ctx.summary["validation"] = {r.table: "passed" for r in checked}
 
-    tagged = (
-        tag_events(
-            events,
-            date=date,
-            opted_out=opted_out_msisdns(prefs, as_of=ctx.run_ts),
-            valid_cells=cells_valid_on(cells, date=date),
-            subscribers=subscribers,
-            age_band_edges=cfg.generalization.age_band_edges,
-            min_age=cfg.privacy.min_age,
-            exclude_business=cfg.privacy.exclude_business,
-        )
-        .transform(with_key, keys=key_frame(spark, ctx.secrets["network_key_env"]))
-        .transform(with_pseudonyms)
-        .transform(without_key)
-    )
+    p = cfg.privacy
+    tagged = tag_events(inputs["network_events"], date=date,
+                        opted_out=opted_out_msisdns(inputs["privacy_preferences"], as_of=ctx.run_ts),
+                        valid_cells=valid_cells, subscribers=inputs["subscribers"],
+                        age_band_edges=cfg.generalization.age_band_edges, min_age=p.min_age,
+                        exclude_business=p.exclude_business)
+    hasher = kernels.keyed_hash(spark, ctx.keys.network)
     # One pass computes everything; the cache holds no raw identifier (already hashed).
-    tagged = tagged.persist(StorageLevel.MEMORY_AND_DISK)
+    tagged = tagged.transform(with_pseudonyms, hasher=hasher).persist(StorageLevel.MEMORY_AND_DISK)
     try:
         counts = {(r["disposition"], r["reason"]): r["count"]
                   for r in tagged.groupBy("disposition", "reason").count().collect()}  # <= 12 rows
-        rows_in = sum(counts.values())
-        by_disp = {d: sum(n for (disp, _), n in counts.items() if disp == d) for d in DISPOSITIONS}
-        quarantined = {reason: n for (disp, reason), n in sorted(counts.items(), key=str) if disp == "quarantine"}
-        ctx.summary["pseudonymize"] = {
-            "rows_in": rows_in,
-            "excluded_opted_out": by_disp["opted_out"],
-            "quarantined": quarantined,
-            "quarantined_total": by_disp["quarantine"],
-            "excluded_minor": by_disp["minor"],
-            "excluded_business": by_disp["business"],
-            "rows_out": by_disp["kept"],
-        }
-        share = by_disp["quarantine"] / rows_in if rows_in else 0.0
-        if rows_in == 0:
-            raise ValidationError(f"network_events partition {date} is empty")
-        if share > cfg.quality.max_quarantine_share:
-            raise ValidationError(
-                f"network_events {date}: {share:.2%} of rows are unprocessable, more than "
-                f"quality.max_quarantine_share={cfg.quality.max_quarantine_share:.2%}; nothing was written"
-            )
-        if rows_in != raw_rows.observed("rows"):
-            raise ValidationError(f"network_events {date}: stage 1 tagged {rows_in} rows but the partition has "
-                                  f"{raw_rows.observed('rows')}; nothing was written")
-        outputs = {"pseudonymized_events": (to_pseudonymized_events(tagged, date=date), by_disp["kept"]),
-                   "quarantine": (to_quarantine(tagged, date=date), by_disp["quarantine"])}
+        summary = ctx.summary["pseudonymize"] = stage1_summary(counts)
+        raw_rows = next(r for r in checked if r.table == "network_events").observed("rows")
+        check_stage1(summary, date=date, raw_rows=raw_rows, max_quarantine_share=cfg.quality.max_quarantine_share)
+        outputs = [("pseudonymized_events", to_pseudonymized_events(tagged, date=date), summary["rows_out"]),
+                   ("quarantine", to_quarantine(tagged, date=date), summary["quarantined_total"])]
         # Both are cheap projections of the cached frame: audited and written from it, not re-cached.
-        report = publish_together(spark, cfg, [(t, f, n) for t, (f, n) in outputs.items()], date=date, persist=False)
-        ctx.summary["validation"].update({table: "passed" for table in outputs})
-        ctx.summary["validation"]["report"] = report
+        ctx.summary["validation"]["report"] = ctx.publisher(spark, cfg, outputs, date=date, persist=False)
+        ctx.summary["validation"].update({table: "passed" for table, _, _ in outputs})
     finally:
         tagged.unpersist()
 
 
-def main(argv: list[str] | None = None) -> int:
-    return run_job("pseudonymize", argv, stage, secrets=("network_key_env",))
+def main(argv: list[str] | None = None, *, kernels: Kernels = BUILTIN, publisher: Publisher | None = None) -> int:
+    return run_job("pseudonymize", argv, stage, needs=("network",), kernels=kernels, publisher=publisher)
 
 
 if __name__ == "__main__":

@@ -18,9 +18,7 @@ from typing import Any
 
 import yaml
 
-
-class ConfigError(ValueError):
-    """The configuration is invalid; the message names the offending key."""
+from contract.errors import ConfigError
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,11 @@ import sys
 
 from pyspark.sql import functions as F
 
+from contract.schemas import RAW_TABLES
 from mobility.config import load_config
-from mobility.io import INSIGHTS_TABLES, table_path
-from mobility.schemas import RAW_TABLES, read_raw
+from mobility.io import read_date, read_raw, table_path
+from mobility.quality_report import report_index
+from mobility.release import read_release
 from mobility.spark import build_session
 
 
@@ -27,21 +29,15 @@ def main(argv: list[str] | None = None) -> int:
     for table in RAW_TABLES:
         df = read_raw(spark, raw, table, args.date.isoformat() if table == "network_events" else None)
         print(f"  {table:<22} {df.count():>12,} rows")
-    quarantine = spark.read.format("delta").load(table_path(cfg.lake, "quarantine")).filter(
-        F.col("date") == F.lit(args.date))
+    quarantine = read_date(spark, table_path(cfg.lake, "quarantine"), date=args.date, what="curated/quarantine")
     print("  bad rows per class (what stage 1 put in curated/quarantine):")
     for row in quarantine.groupBy("reason").count().orderBy("reason").collect():  # one row per reason
         print(f"    {row['reason']:<24} {row['count']:>10,}")
     print(f"\nreleased insights for {args.date} (k_min={cfg.privacy.k_min}):")
-    for table in INSIGHTS_TABLES:
-        path = table_path(cfg.lake, table)
-        try:
-            df = spark.read.format("delta").load(path).filter(F.col("date") == F.lit(args.date))
-        except Exception:
-            continue
-        print(f"  {table:<22} {df.count():>12,} rows   ({path})")
-    footfall = spark.read.format("delta").load(table_path(cfg.lake, "footfall")).filter(
-        F.col("date") == F.lit(args.date))
+    release = read_release(spark, cfg.lake, args.date)
+    for table, df in release.items():
+        print(f"  {table:<22} {df.count():>12,} rows   ({table_path(cfg.lake, table)})")
+    footfall = release["footfall"]
     print("\nbusiest H3 cells (sum of released visitor groups over the day):")
     busiest = (footfall.groupBy("h3_cell").agg(F.sum("visitors").alias("visitor_hours"),
                                               F.max("visitors").alias("largest_group"))
@@ -52,16 +48,10 @@ def main(argv: list[str] | None = None) -> int:
     if top is not None:
         (footfall.filter(F.col("h3_cell") == top["h3_cell"]).groupBy("window_start")
          .agg(F.sum("visitors").alias("visitors")).orderBy(F.desc("visitors")).limit(5).show(truncate=False))
-    od_path = table_path(cfg.lake, "od_flows")
-    try:
-        od = spark.read.format("delta").load(od_path).filter(F.col("date") == F.lit(args.date))
-        print("largest released origin-destination flows (people per departure window):")
-        (od.groupBy("origin_h3", "destination_h3").agg(F.sum("trips").alias("trips"), F.count("*").alias("rows"))
-         .orderBy(F.desc("trips")).limit(5).show(truncate=False))
-    except Exception:
-        pass
-    from mobility.quality import report_index
-
+    print("largest released origin-destination flows (people per departure window):")
+    (release["od_flows"].groupBy("origin_h3", "destination_h3")
+     .agg(F.sum("trips").alias("trips"), F.count("*").alias("rows"))
+     .orderBy(F.desc("trips")).limit(5).show(truncate=False))
     print(f"data-quality report (open in a browser): {report_index(cfg.lake, args.date)}")
     print(f"run summaries (JSON): {cfg.lake.reports}/runs/{args.date}/")
     return 0

@@ -1,22 +1,80 @@
-"""Delta and file I/O for the curated and insights zones."""
+"""Reading the raw zone and reading/writing the Delta tables of the curated and insights zones.
+
+No auditing here (``mobility.publish``) and no job logic: paths, schemas at the
+boundary, and errors that say what actually happened — a table that does not exist
+is not the same as one that cannot be read.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-import sys
 
+from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
-from mobility.config import Config, LakeConfig
+from contract.errors import InputError
+from contract.schemas import RAW_TABLES
+from mobility.config import LakeConfig
 
 CURATED_TABLES = ("pseudonymized_events", "anonymized_events", "anonymized_trips", "quarantine")
 INSIGHTS_TABLES = ("footfall", "od_flows", "presence")
 
 
+# ------------------------------------------------------------------------- raw zone
+
+
+def check_schema(df: DataFrame, expected: T.StructType, table: str) -> None:
+    """Raise :class:`InputError` naming the first missing or mistyped column."""
+    actual = {f.name: f.dataType for f in df.schema.fields}
+    for f in expected.fields:
+        if f.name not in actual:
+            raise InputError(f"{table}: missing column '{f.name}' ({f.dataType.simpleString()})")
+        if actual[f.name] != f.dataType:
+            raise InputError(
+                f"{table}: column '{f.name}' is {actual[f.name].simpleString()}, "
+                f"expected {f.dataType.simpleString()}"
+            )
+
+
+def raw_path(raw_root: str, table: str, date: str | None = None) -> str:
+    """Path of a raw table, or of one date partition of ``network_events``."""
+    base = f"{raw_root.rstrip('/')}/{table}"
+    return f"{base}/event_date={date}" if date else base
+
+
+def path_exists(spark: SparkSession, uri: str) -> bool:
+    """Whether ``uri`` exists on its file system (local, HDFS, S3, ...)."""
+    fs, hpath = _fs_path(spark, uri)
+    return bool(fs.exists(hpath))
+
+
+def read_raw(spark: SparkSession, raw_root: str, table: str, date: str | None = None) -> DataFrame:
+    """Read a raw table (or one event partition) and enforce its contracted schema.
+
+    The files' own schema is checked first (so a mistyped column is named, not
+    silently cast to null), then the frame is narrowed to the contracted columns.
+    """
+    path = raw_path(raw_root, table, date)
+    what = f"partition event_date={date} of {table}" if date else f"table {table}"
+    if not path_exists(spark, path):
+        raise InputError(f"{what} not found at {path}")
+    try:
+        df = spark.read.parquet(path)
+    except AnalysisException as exc:  # e.g. a folder without Parquet files
+        raise InputError(f"{what} at {path} cannot be read: {str(exc).splitlines()[0]}") from exc
+    expected = RAW_TABLES[table]
+    check_schema(df, expected, table)
+    return df.select(*[f.name for f in expected.fields])
+
+
+# ------------------------------------------------------------------------- Delta tables
+
+
 def table_path(lake: LakeConfig, table: str) -> str:
     """Where a curated or insights table lives."""
-    if table in CURATED_TABLES or table.startswith("_"):
+    if table in CURATED_TABLES:
         return f"{lake.curated.rstrip('/')}/{table}"
     if table in INSIGHTS_TABLES:
         return f"{lake.insights.rstrip('/')}/{table}"
@@ -39,13 +97,35 @@ def write_date(df: DataFrame, path: str, *, date: dt.date) -> None:
     )
 
 
+def is_delta_table(spark: SparkSession, path: str) -> bool:
+    from delta.tables import DeltaTable
+
+    return bool(DeltaTable.isDeltaTable(spark, path))
+
+
 def read_date(spark: SparkSession, path: str, *, date: dt.date, what: str) -> DataFrame:
-    """Read one date of a Delta table, with an error that says which stage must run first."""
+    """Read one date of a Delta table.
+
+    A table that does not exist raises FileNotFoundError ("run the previous stage
+    first"); one that exists but cannot be read raises InputError with Spark's reason.
+    """
+    if not is_delta_table(spark, path):
+        raise FileNotFoundError(f"{what} not found at {path}: run the previous stage first")
     try:
         df = spark.read.format("delta").load(path)
-    except Exception as exc:
-        raise FileNotFoundError(f"{what} not found at {path}: run the previous stage first") from exc
+    except AnalysisException as exc:
+        raise InputError(f"{what} at {path} cannot be read: {str(exc).splitlines()[0]}") from exc
     return df.filter(F.col("date") == F.lit(date))
+
+
+# ------------------------------------------------------------------------- small text files
+
+
+def _fs_path(spark: SparkSession, uri: str):
+    """The Hadoop FileSystem and Path of ``uri`` (works for local, HDFS, S3, ...)."""
+    jvm = spark.sparkContext._jvm
+    hpath = jvm.org.apache.hadoop.fs.Path(uri)
+    return hpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), hpath
 
 
 def write_text(spark: SparkSession, uri: str, text: str) -> None:
@@ -56,13 +136,6 @@ def write_text(spark: SparkSession, uri: str, text: str) -> None:
         out.write(bytearray(text.encode("utf-8")))
     finally:
         out.close()
-
-
-def _fs_path(spark: SparkSession, uri: str):
-    """The Hadoop FileSystem and Path of ``uri`` (works for local, HDFS, S3, ...)."""
-    jvm = spark.sparkContext._jvm
-    hpath = jvm.org.apache.hadoop.fs.Path(uri)
-    return hpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), hpath
 
 
 def read_text(spark: SparkSession, uri: str) -> str:
@@ -83,43 +156,3 @@ def list_files(spark: SparkSession, uri: str, *, suffix: str = "") -> list[str]:
         return []
     return sorted(st.getPath().getName() for st in fs.listStatus(hpath)
                   if st.isFile() and st.getPath().getName().endswith(suffix))
-
-
-def publish(spark: SparkSession, lake: LakeConfig | Config, table: str, df: DataFrame, *, date: dt.date,
-            cfg: Config | None = None, expected_rows: int | None = None, persist: bool = True) -> str | None:
-    """The single point where a job makes a table's date visible to readers: audit, then write.
-
-    With the configuration (``cfg=...``, or a whole :class:`Config` in place of ``lake``)
-    the rows are checked with the table's suite first and written only if it passed; a
-    failed suite raises :class:`mobility.runner.ValidationError`, leaves the published
-    table as it was and writes the rejected rows nowhere. ``expected_rows`` (the run
-    summary's count) is reconciled with the audited rows, and the audited row count with
-    the Delta commit. The frame is cached for the audit and the write (``persist=False``
-    if it is a cheap projection of data the caller has cached). Returns the
-    data-quality report's index path.
-
-    Without a configuration the suites cannot know ``k_min`` and the resolutions, so
-    the date is written directly and a warning says that it was not validated.
-    """
-    if isinstance(lake, Config):
-        cfg, lake = lake, lake.lake
-    if cfg is None:
-        print(f"warning: {table} {date} published WITHOUT data-quality validation "
-              "(pass cfg= to mobility.io.publish)", file=sys.stderr)
-        write_date(df, table_path(lake, table), date=date)
-        return None
-    from mobility.quality import write_audit_publish_all
-
-    return write_audit_publish_all(spark, cfg, [(table, df, expected_rows)], date=date, persist=persist)
-
-
-def publish_together(spark: SparkSession, cfg: Config, outputs: list[tuple[str, DataFrame, int | None]], *,
-                     date: dt.date, persist: bool = True) -> str:
-    """Audit-then-write several tables of one date all-or-nothing (see :func:`publish`).
-
-    ``outputs`` holds ``(table, frame, expected_rows)``. Every table is validated before
-    any is written; one failed suite publishes none.
-    """
-    from mobility.quality import write_audit_publish_all
-
-    return write_audit_publish_all(spark, cfg, outputs, date=date, persist=persist)

@@ -13,6 +13,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from mobility.config import LakeConfig
+from mobility.io import is_delta_table, table_path
 
 RELEASE_TABLES = ("footfall", "presence", "od_flows")
 
@@ -22,12 +23,10 @@ def read_release(spark: SparkSession, lake: LakeConfig, date: dt.date) -> dict[s
 
     Raises FileNotFoundError naming the table when a table has never been published.
     """
-    from delta.tables import DeltaTable
-
     out = {}
     for table in RELEASE_TABLES:
-        path = f"{lake.insights.rstrip('/')}/{table}"
-        if not DeltaTable.isDeltaTable(spark, path):
+        path = table_path(lake, table)
+        if not is_delta_table(spark, path):
             raise FileNotFoundError(f"insights/{table} has not been published at {path}")
         out[table] = spark.read.format("delta").load(path).filter(F.col("date") == F.lit(date))
     return out

@@ -18,24 +18,30 @@ from typing import Any
 
 from pyspark.sql import SparkSession
 
-from mobility.config import Config, ConfigError, load_config
-from mobility.schemas import InputError
-from mobility.secrets import Secret, SecretError, read_secret
-
-
-class ValidationError(RuntimeError):
-    """Data failed a quality gate; nothing unsafe was published."""
+from contract.errors import ConfigError, InputError, SecretError, ValidationError
+from mobility.config import Config, load_config
+from mobility.io import write_text
+from mobility.publish import DeltaPublisher, Publisher
+from mobility.secrets import Keys
+from mobility.spark import build_session
 
 
 @dataclass
 class Context:
-    """What a job body gets: session, config, the date and the secrets it asked for."""
+    """What a job body gets: session, config, the date, the secrets it asked for, and what varies.
+
+    ``kernels`` is the job's :class:`transforms.kernels.Kernels` (the job supplies its
+    default; ``mobility`` does not depend on ``transforms``); ``publisher`` makes outputs
+    visible (:class:`mobility.publish.DeltaPublisher` unless a test or tool passes another).
+    """
 
     spark: SparkSession
     cfg: Config
     date: dt.date
     run_ts: dt.datetime
-    secrets: dict[str, Secret]
+    keys: Keys
+    kernels: Any = None
+    publisher: Publisher = field(default_factory=DeltaPublisher)
     summary: dict[str, Any] = field(default_factory=dict)
 
 
@@ -64,13 +70,13 @@ def format_summary(job: str, date: dt.date, summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def run_job(job: str, argv: list[str] | None, body: Callable[[Context], None], *,
-            secrets: tuple[str, ...]) -> int:
+def run_job(job: str, argv: list[str] | None, body: Callable[[Context], None], *, needs: tuple[str, ...] = (),
+            kernels: Any = None, publisher: Publisher | None = None) -> int:
     """Run ``body`` as a command-line job.
 
-    ``secrets`` names the config fields (``network_key_env``, ``daily_key_env``) whose
-    secrets the job needs; they are read before the Spark session starts, so a
-    missing secret fails the run with nothing written.
+    ``needs`` names the secrets the job uses (``network``, ``daily``); they are read
+    before the Spark session starts, so a missing secret fails the run with nothing
+    written.
     """
     args = parse_args(f"python -m jobs.{job}", argv)
     try:
@@ -80,15 +86,13 @@ def run_job(job: str, argv: list[str] | None, body: Callable[[Context], None], *
         return 2
     try:
         cfg = load_config(args.conf, args.set)
-        keys = {name: read_secret(getattr(cfg.secrets, name)) for name in secrets}
+        keys = Keys.read(cfg.secrets, needs)
     except (ConfigError, SecretError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    from mobility.spark import build_session
-
     spark = build_session(f"mobility-insights-{job}", cfg.spark)
-    ctx = Context(spark=spark, cfg=cfg, date=date, run_ts=dt.datetime.now(dt.UTC).replace(tzinfo=None),
-                  secrets=keys)
+    ctx = Context(spark=spark, cfg=cfg, date=date, run_ts=dt.datetime.now(dt.UTC).replace(tzinfo=None), keys=keys,
+                  kernels=kernels, publisher=publisher or DeltaPublisher())
     try:
         body(ctx)
     except (InputError, ValidationError, FileNotFoundError) as exc:
@@ -102,8 +106,6 @@ def run_job(job: str, argv: list[str] | None, body: Callable[[Context], None], *
 
 def write_summary(ctx: Context, job: str) -> None:
     """Keep the run summary as JSON beside the data-quality reports (for auditors)."""
-    from mobility.io import write_text
-
     uri = f"{ctx.cfg.lake.reports.rstrip('/')}/runs/{ctx.date.isoformat()}/{job}.json"
     payload = {"job": job, "date": ctx.date.isoformat(), "run_ts": ctx.run_ts.isoformat() + "Z",
                "summary": ctx.summary}

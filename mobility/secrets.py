@@ -18,12 +18,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from contract.errors import SecretError
+
 MIN_KEY_BYTES = 16
 _HEX = re.compile(r"^(?:[0-9a-fA-F]{2})+$")
-
-
-class SecretError(RuntimeError):
-    """A secret is missing or unusable; the message names the variable only."""
 
 
 @dataclass(frozen=True, repr=False)
@@ -73,3 +71,27 @@ def derive_daily_key(master: Secret, date: str) -> Secret:
     days without the master secret.
     """
     return Secret(hmac.new(master.value, f"daily/{date}".encode(), hashlib.sha256).digest())
+
+
+KEY_NAMES = {"network": "network_key_env", "daily": "daily_key_env"}
+
+
+@dataclass(frozen=True, repr=False)
+class Keys:
+    """The secrets a job asked for (``network``: stage-1 key; ``daily``: master of the daily keys)."""
+
+    network: Secret | None = None
+    daily: Secret | None = None
+
+    @classmethod
+    def read(cls, secrets_cfg, needs: tuple[str, ...], environ: dict[str, str] | None = None) -> Keys:
+        """Read the secrets named in ``needs`` from the variables ``secrets_cfg`` names (SecretError if missing)."""
+        unknown = set(needs) - set(KEY_NAMES)
+        if unknown:
+            raise ValueError(f"unknown secrets {sorted(unknown)}; known: {sorted(KEY_NAMES)}")
+        return cls(**{name: read_secret(getattr(secrets_cfg, KEY_NAMES[name]), environ) for name in needs})
+
+    def __repr__(self) -> str:
+        return "Keys(<redacted>)"
+
+    __str__ = __repr__

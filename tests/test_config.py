@@ -7,8 +7,9 @@ import base64
 import pytest
 import yaml
 
-from mobility.config import ConfigError, load_config
-from mobility.secrets import SecretError, derive_daily_key, read_secret
+from contract.errors import ConfigError, SecretError
+from mobility.config import load_config
+from mobility.secrets import derive_daily_key, read_secret
 from tests.conftest import ROOT
 
 

@@ -24,7 +24,7 @@ from transforms.flows import (
     to_stays,
     with_expansion_factor,
 )
-from transforms.hashing import key_frame, with_key
+from transforms.hashing import BroadcastHmac
 from transforms.stage2 import locate
 
 D = dt.date(2026, 10, 5)
@@ -99,7 +99,7 @@ def test_trips_are_per_person(spark):
 def test_anonymized_trips_carry_the_daily_id_not_the_pseudonym(spark):
     key = bytes(range(32))
     trips = detect_trips(day(spark, "p1", ROUTINE), id_col="pid", stay_min_minutes=20, window_minutes=60)
-    out = to_anonymized_trips(trips.transform(with_key, keys=key_frame(spark, Secret(key))), id_col="pid")
+    out = to_anonymized_trips(trips, hasher=BroadcastHmac.for_secret(spark, Secret(key)), id_col="pid")
     assert out.columns == ["date", "daily_id", "window_start", "origin_h3", "destination_h3", "age_band", "gender"]
     assert {r["daily_id"] for r in out.collect()} == {hmac.new(key, b"p1", hashlib.sha256).hexdigest()}
 

@@ -8,8 +8,9 @@ import pytest
 from pyspark.sql import Window
 from pyspark.sql import functions as F
 
+from contract.schemas import RAW_TABLES
 from jobs.generate_lake import generate_lake
-from mobility.schemas import RAW_TABLES, read_raw
+from mobility.io import read_raw
 from transforms.stage1 import cells_valid_on, latest_preferences, quarantine_reason
 
 START = dt.date(2026, 10, 5)

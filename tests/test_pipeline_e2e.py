@@ -36,10 +36,10 @@ import h3
 import pytest
 from pyspark.sql import functions as F
 
+from contract.schemas import CELLS, NETWORK_EVENTS, PRIVACY_PREFERENCES, SUBSCRIBERS
 from jobs import pipeline
 from mobility.config import load_config
 from mobility.io import table_path
-from mobility.schemas import CELLS, NETWORK_EVENTS, PRIVACY_PREFERENCES, SUBSCRIBERS
 from tests.conftest import ROOT, write_conf
 from transforms.hashing import hmac_pads
 

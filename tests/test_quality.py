@@ -29,11 +29,17 @@ MSISDNS = [f"49170{i:08d}" for i in range(1, 41)]
 @pytest.fixture(scope="module")
 def params():
     from expectations.common import SuiteParams
+    from mobility.config import load_config
+    from tests.conftest import ROOT
 
-    return SuiteParams(date=DATE, k_min=15, h3_resolution=8, od_h3_resolution=7, window_minutes=60,
-                       age_band_edges=(18, 25, 35, 45, 55, 65), max_quarantine_share=0.05,
-                       min_known_cell_share=0.95, min_wellformed_msisdn_share=0.95,
-                       as_of=dt.datetime(2026, 10, 6))
+    cfg = load_config(ROOT / "conf" / "local.yaml", ["privacy.k_min=15", "generalization.h3_resolution=8",
+                                                      "generalization.od_h3_resolution=7",
+                                                      "generalization.window_minutes=60",
+                                                      "generalization.age_band_edges=[18, 25, 35, 45, 55, 65]",
+                                                      "quality.max_quarantine_share=0.05",
+                                                      "quality.min_known_cell_share=0.95",
+                                                      "quality.min_wellformed_msisdn_share=0.95"])
+    return SuiteParams(date=DATE, cfg=cfg, as_of=dt.datetime(2026, 10, 6))
 
 
 def frame(spark, table: str, rows: list[tuple]):
@@ -186,13 +192,14 @@ def _footfall(spark, visitors: int, h3: str = H3_8):
 def test_failed_audit_leaves_published_table_unchanged(spark, tmp_path, params):
     from delta.tables import DeltaTable
 
+    from contract.errors import ValidationError
     from mobility.config import load_config
-    from mobility.io import publish, table_path
-    from mobility.runner import ValidationError
+    from mobility.io import table_path
+    from mobility.publish import DeltaPublisher
 
     cfg = load_config(write_conf(tmp_path))
     cache = spark._jsparkSession.sharedState().cacheManager()
-    index = publish(spark, cfg.lake, "footfall", _footfall(spark, 20), date=DATE, cfg=cfg, expected_rows=2)
+    index = DeltaPublisher()(spark, cfg, [("footfall", _footfall(spark, 20), 2)], date=DATE)
     path = table_path(cfg.lake, "footfall")
     version = DeltaTable.forPath(spark, path).history(1).first()["version"]
     published = sorted(spark.read.format("delta").load(path).collect())
@@ -203,7 +210,7 @@ def test_failed_audit_leaves_published_table_unchanged(spark, tmp_path, params):
     assert cache.isEmpty()
 
     with pytest.raises(ValidationError) as err:  # a group below k and a malformed H3 cell
-        publish(spark, cfg.lake, "footfall", _footfall(spark, 14, h3="not-a-cell"), date=DATE, cfg=cfg)
+        DeltaPublisher()(spark, cfg, [("footfall", _footfall(spark, 14, h3="not-a-cell"), None)], date=DATE)
     assert "visitors >= privacy.k_min" in str(err.value) and "h3_cell is a valid H3 cell" in str(err.value)
     assert DeltaTable.forPath(spark, path).history(1).first()["version"] == version
     assert sorted(spark.read.format("delta").load(path).collect()) == published
@@ -219,14 +226,15 @@ def test_failed_audit_leaves_published_table_unchanged(spark, tmp_path, params):
 
 def test_tables_released_together_publish_all_or_nothing(spark, tmp_path, params):
     """A failing presence keeps a passing footfall of the same date unpublished too."""
+    from contract.errors import ValidationError
     from mobility.config import load_config
-    from mobility.io import publish_together, table_path
-    from mobility.runner import ValidationError
+    from mobility.io import table_path
+    from mobility.publish import DeltaPublisher
 
     cfg = load_config(write_conf(tmp_path))
     bad_presence = frame(spark, "presence", [(DATE, WIN, H3_8, 8, 3, 10.0)])  # 3 visitors < k
     with pytest.raises(ValidationError, match="not published") as err:
-        publish_together(spark, cfg, [("footfall", _footfall(spark, 20), 2), ("presence", bad_presence, 1)],
+        DeltaPublisher()(spark, cfg, [("footfall", _footfall(spark, 20), 2), ("presence", bad_presence, 1)],
                          date=DATE)
     assert "presence" in str(err.value) and "footfall:" not in str(err.value)
     for table in ("footfall", "presence"):
@@ -235,7 +243,8 @@ def test_tables_released_together_publish_all_or_nothing(spark, tmp_path, params
 
 def _write_raw_lake(spark, cfg, *, bad_rows: int) -> None:
     """A tiny raw lake: 40 subscribers, 2 cells, 80 events of which ``bad_rows`` are unknown-cell rows."""
-    from mobility.schemas import CELLS, NETWORK_EVENTS, PRIVACY_PREFERENCES, SUBSCRIBERS, raw_path
+    from contract.schemas import CELLS, NETWORK_EVENTS, PRIVACY_PREFERENCES, SUBSCRIBERS
+    from mobility.io import raw_path
 
     raw = cfg.lake.raw
     subs = [(m, dt.date(1950 + i, 3, 1), "FMD"[i % 3], "consumer") for i, m in enumerate(MSISDNS)]
@@ -266,13 +275,13 @@ def test_bad_raw_partition_stops_stage1_before_any_write(spark, tmp_path, keys, 
         assert f"id='{table}'" in html
 
 
-def test_stage1_publishes_validated_outputs_and_a_corrupted_run_changes_nothing(spark, tmp_path, keys, monkeypatch,
-                                                                                  capsys):
+def test_stage1_publishes_validated_outputs_and_a_corrupted_run_changes_nothing(spark, tmp_path, keys, capsys):
     from delta.tables import DeltaTable
 
     from jobs import pseudonymize
     from mobility.config import load_config
     from mobility.io import table_path
+    from mobility.publish import DeltaPublisher
 
     conf = write_conf(tmp_path)
     cfg = load_config(conf)
@@ -286,36 +295,39 @@ def test_stage1_publishes_validated_outputs_and_a_corrupted_run_changes_nothing(
     rows = sorted(spark.read.format("delta").load(path).collect())
     assert len(rows) == 76  # 80 events - 2 unknown-cell rows quarantined - 2 of the opted-out subscriber
 
-    # Corrupt the output: the stage-1 pseudonym is replaced by the raw MSISDN.
-    real = pseudonymize.to_pseudonymized_events
-    monkeypatch.setattr(pseudonymize, "to_pseudonymized_events",
-                        lambda tagged, date: real(tagged, date=date).withColumn("pseudo_id", F.lit("4917000000001")))
-    assert pseudonymize.main(argv) == 1
+    # Corrupt the output on its way to the publisher: the stage-1 pseudonym is replaced by a raw MSISDN.
+    real = DeltaPublisher()
+
+    def corrupting(spark_, cfg_, outputs, **kw):
+        return real(spark_, cfg_, [(t, f.withColumn("pseudo_id", F.lit("4917000000001")) if t == "pseudonymized_events"
+                                    else f, n) for t, f, n in outputs], **kw)
+
+    assert pseudonymize.main(argv, publisher=corrupting) == 1
     err = capsys.readouterr().err
     assert "pseudo_id is 64 lowercase hex" in err and "MSISDN/IMSI/IMEI" in err
     assert DeltaTable.forPath(spark, path).history(1).first()["version"] == version
     assert sorted(spark.read.format("delta").load(path).collect()) == rows
 
 
-def test_write_holding_other_rows_than_audited_is_undone(spark, tmp_path, params, monkeypatch):
+def test_write_holding_other_rows_than_audited_is_undone(spark, tmp_path, params):
     """Each commit's own row count must equal the audited count, else every table of the batch is rolled back."""
     from delta.tables import DeltaTable
 
-    import mobility.quality as quality
+    from contract.errors import ValidationError
     from mobility.config import load_config
-    from mobility.io import publish_together, table_path, write_date
-    from mobility.runner import ValidationError
+    from mobility.io import table_path, write_date
+    from mobility.publish import DeltaPublisher
 
     cfg = load_config(write_conf(tmp_path))
     presence = frame(spark, "presence", [(DATE, WIN, H3_8, 8, 30, 60.0)])
-    publish_together(spark, cfg, [("footfall", _footfall(spark, 20), 2), ("presence", presence, 1)], date=DATE)
+    DeltaPublisher()(spark, cfg, [("footfall", _footfall(spark, 20), 2), ("presence", presence, 1)], date=DATE)
     paths = {t: table_path(cfg.lake, t) for t in ("footfall", "presence")}
     published = {t: sorted(spark.read.format("delta").load(p).collect()) for t, p in paths.items()}
     # The second table's write differs from what was audited (as if its input changed in between).
-    monkeypatch.setattr(quality, "write_date", lambda df, p, *, date: write_date(
+    doubling = DeltaPublisher(write=lambda df, p, *, date: write_date(
         df.union(df) if p == paths["presence"] else df, p, date=date))
     with pytest.raises(ValidationError, match="presence 2026-10-05: the write committed 2 rows but 1 were audited"):
-        publish_together(spark, cfg, [("footfall", _footfall(spark, 30), 2), ("presence", presence, 1)], date=DATE)
+        doubling(spark, cfg, [("footfall", _footfall(spark, 30), 2), ("presence", presence, 1)], date=DATE)
     for table, path in paths.items():  # footfall passed its check, and was rolled back all the same
         assert sorted(spark.read.format("delta").load(path).collect()) == published[table], table
         assert DeltaTable.forPath(spark, path).history(1).first()["operation"] == "RESTORE", table
@@ -324,9 +336,10 @@ def test_write_holding_other_rows_than_audited_is_undone(spark, tmp_path, params
 def test_an_empty_date_is_published_as_an_empty_commit(spark, tmp_path, params):
     """An empty release is valid (nothing reached k); its commit holds no file and no row."""
     from mobility.config import load_config
-    from mobility.io import publish, table_path
+    from mobility.io import table_path
+    from mobility.publish import DeltaPublisher
 
     cfg = load_config(write_conf(tmp_path))
-    publish(spark, cfg.lake, "footfall", _footfall(spark, 20), date=DATE, cfg=cfg, expected_rows=2)
-    publish(spark, cfg.lake, "footfall", _footfall(spark, 20).limit(0), date=DATE, cfg=cfg, expected_rows=0)
+    DeltaPublisher()(spark, cfg, [("footfall", _footfall(spark, 20), 2)], date=DATE)
+    DeltaPublisher()(spark, cfg, [("footfall", _footfall(spark, 20).limit(0), 0)], date=DATE)
     assert spark.read.format("delta").load(table_path(cfg.lake, "footfall")).count() == 0

@@ -13,7 +13,7 @@ from chispa import assert_df_equality
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from mobility.schemas import CELLS, NETWORK_EVENTS, PRIVACY_PREFERENCES, SUBSCRIBERS
+from contract.schemas import CELLS, NETWORK_EVENTS, PRIVACY_PREFERENCES, SUBSCRIBERS
 from mobility.secrets import Secret
 from transforms.hashing import hmac_pads, hmac_sha256_hex, key_frame, with_key, without_key
 from transforms.stage1 import (

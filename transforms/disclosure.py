@@ -29,10 +29,11 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from contract.columns import count_if
+from contract.vocabulary import PRIMARY, SECONDARY
+
 CELL_WINDOW = ("date", "window_start", "h3_cell")
 DEMOGRAPHICS = ("age_band", "gender")
-
-PRIMARY, SECONDARY = "primary", "secondary"
 
 FINDINGS_SCHEMA = T.StructType(
     [
@@ -158,3 +159,25 @@ def audit_release(footfall: DataFrame | None, presence: DataFrame | None, od_flo
     for part in parts[1:]:
         findings = findings.unionByName(part)
     return findings
+
+
+def release_counts(marked: DataFrame, presence_counts: DataFrame, od_groups: DataFrame, *, k_min: int) -> DataFrame:
+    """One row of group counts for the run summary: footfall groups by suppression mark, presence
+    and OD groups below ``k_min`` (one Spark job over the small aggregates)."""
+    k = F.lit(k_min)
+    ff = marked.agg(
+        F.count(F.lit(1)).alias("footfall_groups"),
+        count_if(F.col("suppression").isNull()).alias("footfall_released"),
+        count_if(F.col("suppression") == PRIMARY).alias("footfall_primary"),
+        count_if(F.col("suppression") == SECONDARY).alias("footfall_secondary"),
+    )
+    pr = presence_counts.agg(F.count(F.lit(1)).alias("presence_groups"),
+                             count_if(F.col("visitors") < k).alias("presence_below_k"))
+    od = od_groups.agg(F.count(F.lit(1)).alias("od_groups"), count_if(F.col("trips") < k).alias("od_below_k"))
+    return ff.crossJoin(pr).crossJoin(od)
+
+
+def describe_findings(findings: DataFrame, *, limit: int = 3) -> str:
+    """The first few findings as one line (at most ``limit`` rows reach the driver)."""
+    first = findings.orderBy("kind", "date", "window_start", "cell").limit(limit).collect()
+    return "; ".join(f"{r['kind']} {r['window_start']} {r['cell']} value={r['value']}" for r in first)

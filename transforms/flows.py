@@ -18,12 +18,12 @@ factor from a small table keyed by H3 cells at any resolution up to the released
 
 from __future__ import annotations
 
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from transforms.hashing import hmac_sha256_hex
-from transforms.stage2 import window_start
-from transforms.stage3 import distinct_people
+from contract.columns import h3_parent, h3_resolution_of, window_start
+from transforms.hashing import KeyedHash
+from transforms.stage3 import DistinctPeople, distinct_people
 
 OD_KEYS = ("date", "window_start", "origin_h3", "destination_h3", "age_band", "gender")
 PRESENCE_KEYS = ("date", "window_start", "h3_cell")
@@ -80,16 +80,16 @@ def detect_trips(events: DataFrame, *, id_col: str, stay_min_minutes: int, windo
                     id_col=id_col, window_minutes=window_minutes)
 
 
-def to_anonymized_trips(trips: DataFrame, *, id_col: str = "pseudo_id") -> DataFrame:
+def to_anonymized_trips(trips: DataFrame, *, hasher: KeyedHash, id_col: str = "pseudo_id") -> DataFrame:
     """The ``curated/anonymized_trips`` contract, with the daily id computed from ``id_col``.
 
     The stage-1 pseudonym maps one-to-one to the daily id within a date, so trips can be
     detected per stage-1 pseudonym and only the (far fewer) trip rows hashed with the
-    daily key. Requires the key columns (:func:`transforms.hashing.with_key`).
+    daily key (``hasher``).
     """
-    return trips.select(
+    return trips.transform(hasher.attach).select(
         "date",
-        hmac_sha256_hex(F.col(id_col)).alias("daily_id"),
+        hasher.hex(F.col(id_col)).alias("daily_id"),
         "window_start",
         "origin_h3",
         "destination_h3",
@@ -100,9 +100,9 @@ def to_anonymized_trips(trips: DataFrame, *, id_col: str = "pseudo_id") -> DataF
 
 # --- stage 3: counting ---------------------------------------------------------------------------
 
-def count_od_trips(trips: DataFrame) -> DataFrame:
+def count_od_trips(trips: DataFrame, *, distinct: DistinctPeople = distinct_people) -> DataFrame:
     """Distinct people per OD group (all groups, before suppression), as ``trips``."""
-    return trips.groupBy(*OD_KEYS).agg(distinct_people().alias("trips"))
+    return trips.groupBy(*OD_KEYS).agg(distinct().alias("trips"))
 
 
 def to_od_flows(groups: DataFrame, *, k_min: int, h3_resolution: int) -> DataFrame:
@@ -119,28 +119,9 @@ def to_od_flows(groups: DataFrame, *, k_min: int, h3_resolution: int) -> DataFra
     )
 
 
-def count_presence(anonymized: DataFrame) -> DataFrame:
+def count_presence(anonymized: DataFrame, *, distinct: DistinctPeople = distinct_people) -> DataFrame:
     """Distinct people per cell and window (all cells, before suppression), as ``visitors``."""
-    return anonymized.groupBy(*PRESENCE_KEYS).agg(distinct_people().alias("visitors"))
-
-
-def h3_resolution_of(cell: Column) -> Column:
-    """Resolution of an H3 cell given as hex (bits 52-55 of the index)."""
-    return F.shiftright(F.conv(cell, 16, 10).cast("long"), 52).bitwiseAND(F.lit(15))
-
-
-def h3_parent(cell: Column, *, resolution: int) -> Column:
-    """Parent of an H3 cell (hex) at ``resolution``, with built-ins only (no UDF).
-
-    An H3 index stores its resolution in bits 52-55 and one 3-bit digit per resolution
-    1..15 below that; unused digits are 7. The parent sets the resolution and marks
-    the digits finer than it unused. Null when the cell is coarser than ``resolution``.
-    """
-    index = F.conv(cell, 16, 10).cast("long")
-    res_mask = 0xF << 52
-    unused = (1 << (3 * (15 - resolution))) - 1
-    parent = index.bitwiseAND(F.lit(~res_mask)).bitwiseOR(F.lit((resolution << 52) | unused))
-    return F.when(h3_resolution_of(cell) >= F.lit(resolution), F.lower(F.conv(parent.cast("string"), 10, 16)))
+    return anonymized.groupBy(*PRESENCE_KEYS).agg(distinct().alias("visitors"))
 
 
 def with_expansion_factor(cells: DataFrame, *, market_share: float, h3_resolution: int,

@@ -11,11 +11,17 @@ where K' is the key zero-padded to the 64-byte block (hashed first if longer).
 The padded keys are *not* literals: a literal would print in ``explain()``, the SQL
 tab and the event log. They travel in a one-row key frame that is broadcast and
 cross-joined, so plans only ever show the column names ``_k_ipad``/``_k_opad``.
+
+Transforms take a :class:`KeyedHash` (attach the key, hash columns, detach the key)
+instead of calling these functions directly, so that another implementation (the
+benchmark's per-row UDF) runs through the same stage code.
 """
 
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
+from typing import Protocol
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -26,6 +32,16 @@ from mobility.secrets import Secret
 BLOCK = 64
 IPAD_COL, OPAD_COL = "_k_ipad", "_k_opad"
 KEY_SCHEMA = T.StructType([T.StructField(IPAD_COL, T.BinaryType()), T.StructField(OPAD_COL, T.BinaryType())])
+
+
+class KeyedHash(Protocol):
+    """A keyed hash of string columns: ``attach`` the key, ``hex(col)`` per row, ``detach`` before writing."""
+
+    def attach(self, df: DataFrame) -> DataFrame: ...
+
+    def hex(self, message: Column) -> Column: ...
+
+    def detach(self, df: DataFrame) -> DataFrame: ...
 
 
 def hmac_pads(key: bytes) -> tuple[bytes, bytes]:
@@ -59,3 +75,23 @@ def hmac_sha256_hex(message: Column) -> Column:
     """
     inner = F.unhex(F.sha2(F.concat(F.col(IPAD_COL), F.encode(message, "UTF-8")), 256))
     return F.sha2(F.concat(F.col(OPAD_COL), inner), 256)
+
+
+@dataclass(frozen=True)
+class BroadcastHmac:
+    """HMAC-SHA256 from built-ins, the key in a broadcast one-row frame (the production kernel)."""
+
+    keys: DataFrame
+
+    @classmethod
+    def for_secret(cls, spark: SparkSession, secret: Secret) -> BroadcastHmac:
+        return cls(key_frame(spark, secret))
+
+    def attach(self, df: DataFrame) -> DataFrame:
+        return with_key(df, keys=self.keys)
+
+    def hex(self, message: Column) -> Column:
+        return hmac_sha256_hex(message)
+
+    def detach(self, df: DataFrame) -> DataFrame:
+        return without_key(df)

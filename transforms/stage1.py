@@ -17,28 +17,12 @@ summary's counts, which then add up by construction.
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from mobility.schemas import EVENT_TYPES
-from transforms.hashing import hmac_sha256_hex
-
-MSISDN_PATTERN = r"^[1-9][0-9]{7,14}$"  # E.164 digits, no '+', 8-15 digits
-
-# Quarantine reasons, in the order they are checked (the first that applies wins).
-REASONS = (
-    "missing_msisdn",
-    "malformed_msisdn",
-    "unknown_event_type",
-    "missing_event_ts",
-    "event_ts_outside_date",
-    "unknown_cell",
-    "invalid_position",
-)
-DISPOSITIONS = ("opted_out", "quarantine", "minor", "business", "kept")
-GENDERS = {"F": "female", "M": "male", "D": "diverse"}
+from contract.vocabulary import EVENT_TYPES, GENDER_CODES, MSISDN_PATTERN, UNKNOWN, age_band_labels
+from transforms.hashing import KeyedHash
 
 
 def latest_preferences(prefs: DataFrame, *, as_of: dt.datetime) -> DataFrame:
@@ -108,10 +92,11 @@ def with_quarantine_reason(events: DataFrame, *, date: dt.date, valid_cells: Dat
 
 def age_band(age: Column, *, edges: tuple[int, ...]) -> Column:
     """Label an age with the configured bands: ``18-24``, ..., ``65+``; null -> ``unknown``."""
-    expr = F.when(age.isNull() | (age < F.lit(edges[0])), F.lit("unknown"))
-    for lo, hi in itertools.pairwise(edges):
-        expr = expr.when(age < F.lit(hi), F.lit(f"{lo}-{hi - 1}"))
-    return expr.otherwise(F.lit(f"{edges[-1]}+"))
+    labels = age_band_labels(edges)
+    expr = F.when(age.isNull() | (age < F.lit(edges[0])), F.lit(UNKNOWN))
+    for hi, label in zip(edges[1:], labels, strict=False):
+        expr = expr.when(age < F.lit(hi), F.lit(label))
+    return expr.otherwise(F.lit(labels[-1]))
 
 
 def age_on(birth_date: Column, *, date: dt.date) -> Column:
@@ -123,9 +108,9 @@ def age_on(birth_date: Column, *, date: dt.date) -> Column:
 def gender_label(gender: Column) -> Column:
     """CRM codes to released labels; anything else is ``unknown``."""
     expr = F.when(F.lit(False), F.lit(None))
-    for code, label in GENDERS.items():
+    for code, label in GENDER_CODES.items():
         expr = expr.when(F.upper(F.trim(gender)) == F.lit(code), F.lit(label))
-    return expr.otherwise(F.lit("unknown"))
+    return expr.otherwise(F.lit(UNKNOWN))
 
 
 def with_demographics(events: DataFrame, *, subscribers: DataFrame, date: dt.date,
@@ -145,7 +130,7 @@ def with_demographics(events: DataFrame, *, subscribers: DataFrame, date: dt.dat
     return (
         events.join(crm, on="msisdn", how="left")
         .withColumn("age_band", age_band(F.col("_age"), edges=age_band_edges))
-        .withColumn("gender", F.coalesce(F.col("_gender"), F.lit("unknown")))
+        .withColumn("gender", F.coalesce(F.col("_gender"), F.lit(UNKNOWN)))
         .withColumn("_business", F.coalesce(F.col("_business"), F.lit(False)))
         .drop("_gender")
     )
@@ -163,19 +148,20 @@ def with_disposition(events: DataFrame, *, min_age: int, exclude_business: bool)
     return events.withColumn("disposition", disposition)
 
 
-def with_pseudonyms(events: DataFrame) -> DataFrame:
-    """Replace the direct identifiers by their HMAC; the raw columns are dropped.
+def with_pseudonyms(events: DataFrame, *, hasher: KeyedHash) -> DataFrame:
+    """Replace the direct identifiers by their keyed hash; the raw columns are dropped.
 
-    Requires the key columns (:func:`transforms.hashing.with_key`). IMSI and IMEI are
-    hashed only for quarantined rows (the quarantine keeps the offending row, hashed);
-    for kept rows they are simply dropped.
+    IMSI and IMEI are hashed only for quarantined rows (the quarantine keeps the
+    offending row, hashed); for kept rows they are simply dropped.
     """
     quarantined = F.col("disposition") == F.lit("quarantine")
     return (
-        events.withColumn("pseudo_id", hmac_sha256_hex(F.col("msisdn")))
-        .withColumn("imsi_hash", F.when(quarantined, hmac_sha256_hex(F.col("imsi"))))
-        .withColumn("imei_hash", F.when(quarantined, hmac_sha256_hex(F.col("imei"))))
+        events.transform(hasher.attach)
+        .withColumn("pseudo_id", hasher.hex(F.col("msisdn")))
+        .withColumn("imsi_hash", F.when(quarantined, hasher.hex(F.col("imsi"))))
+        .withColumn("imei_hash", F.when(quarantined, hasher.hex(F.col("imei"))))
         .drop("msisdn", "imsi", "imei")
+        .transform(hasher.detach)
     )
 
 

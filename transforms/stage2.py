@@ -15,7 +15,8 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from transforms.hashing import hmac_sha256_hex, with_key
+from contract.columns import window_start
+from transforms.hashing import KeyedHash
 
 
 def with_cell_h3(cells: DataFrame, *, resolution: int) -> DataFrame:
@@ -25,6 +26,13 @@ def with_cell_h3(cells: DataFrame, *, resolution: int) -> DataFrame:
     return cells.withColumn(
         "cell_h3", h3_pyspark.geo_to_h3(F.col("latitude"), F.col("longitude"), F.lit(resolution))
     )
+
+
+def cells_at_resolutions(cells: DataFrame, targets: dict[str, int]) -> DataFrame:
+    """The (small) cell table with one H3 column per target: ``cell_<name>`` at its resolution."""
+    for name, resolution in targets.items():
+        cells = with_cell_h3(cells, resolution=resolution).withColumnRenamed("cell_h3", f"cell_{name}")
+    return cells
 
 
 @F.pandas_udf(T.StringType())
@@ -71,17 +79,10 @@ def locate(events: DataFrame, *, cells_h3: DataFrame, targets: dict[str, tuple[s
     return fixes.unionByName(others)
 
 
-def window_start(ts: Column, *, minutes: int) -> Column:
-    """Start of the fixed ``minutes``-long window (aligned to midnight UTC) holding ``ts``."""
-    seconds = minutes * 60
-    return F.timestamp_seconds(F.floor(F.unix_timestamp(ts) / F.lit(seconds)) * F.lit(seconds))
-
-
-def to_anonymized_events(events: DataFrame, *, keys: DataFrame, window_minutes: int) -> DataFrame:
+def to_anonymized_events(events: DataFrame, *, hasher: KeyedHash, window_minutes: int) -> DataFrame:
     """The ``curated/anonymized_events`` contract.
 
-    Needs ``pseudo_id`` and ``h3_cell``; ``keys`` is the daily key frame
-    (:func:`transforms.hashing.key_frame`). Exact timestamps, coordinates, radio cells
+    Needs ``pseudo_id`` and ``h3_cell``; ``hasher`` holds the daily key. Exact timestamps, coordinates, radio cells
     and stage-1 pseudonyms are dropped; what remains is collapsed to one row per
     person, window and H3 cell — how many events someone produced there is not needed
     downstream and not kept. The stage-1 pseudonym maps one-to-one to the daily id
@@ -98,7 +99,7 @@ def to_anonymized_events(events: DataFrame, *, keys: DataFrame, window_minutes: 
             "gender",
         )
         .dropDuplicates(["date", "pseudo_id", "window_start", "h3_cell"])
-        .transform(with_key, keys=keys)
-        .select("date", hmac_sha256_hex(F.col("pseudo_id")).alias("daily_id"), "window_start", "h3_cell",
+        .transform(hasher.attach)
+        .select("date", hasher.hex(F.col("pseudo_id")).alias("daily_id"), "window_start", "h3_cell",
                 "age_band", "gender")
     )

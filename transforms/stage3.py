@@ -10,10 +10,14 @@ and groups of thousands of people the chance of any collision in a group is belo
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 FOOTFALL_KEYS = ("date", "window_start", "h3_cell", "age_band", "gender")
+# How people are counted per group: a function of the id column giving an aggregate.
+DistinctPeople = Callable[..., Column]
 
 
 def distinct_people(id_col: str = "daily_id") -> Column:
@@ -21,9 +25,10 @@ def distinct_people(id_col: str = "daily_id") -> Column:
     return F.count_distinct(F.xxhash64(F.col(id_col)))
 
 
-def count_visitors(anonymized: DataFrame, *, keys: tuple[str, ...] = FOOTFALL_KEYS) -> DataFrame:
+def count_visitors(anonymized: DataFrame, *, keys: tuple[str, ...] = FOOTFALL_KEYS,
+                   distinct: DistinctPeople = distinct_people) -> DataFrame:
     """Distinct people per group (all groups, before suppression)."""
-    return anonymized.groupBy(*keys).agg(distinct_people().alias("visitors"))
+    return anonymized.groupBy(*keys).agg(distinct().alias("visitors"))
 
 
 def to_footfall(groups: DataFrame, *, k_min: int, h3_resolution: int) -> DataFrame:

@@ -1,0 +1,68 @@
+"""Column rules of the contract, as Spark expressions (built-ins only, no session, no I/O).
+
+Used both to produce values (``transforms/``) and to check them (``expectations/``).
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import Column
+from pyspark.sql import functions as F
+
+from contract.vocabulary import HEX64
+
+
+def count_if(cond: Column) -> Column:
+    """Rows where ``cond`` is true (null counts as false), as a long."""
+    return F.coalesce(F.sum(F.when(cond, 1).otherwise(0)), F.lit(0)).cast("long")
+
+
+def is_hex64(col: str) -> Column:
+    """64 lowercase hex characters (an HMAC-SHA256 pseudonym); null is not."""
+    return F.coalesce(F.col(col).rlike(HEX64), F.lit(False))
+
+
+def h3_index(cell: Column) -> Column:
+    """The 64-bit H3 index of a cell given as hex."""
+    return F.conv(cell, 16, 10).cast("long")
+
+
+def h3_resolution_of(cell: Column) -> Column:
+    """Resolution of an H3 cell given as hex (bits 52-55 of the index)."""
+    return F.shiftright(h3_index(cell), 52).bitwiseAND(F.lit(15))
+
+
+def is_h3_at(cell: Column, resolution: int) -> Column:
+    """A valid H3 cell index (15 lowercase hex, cell mode) at exactly ``resolution``.
+
+    Mode 1 (leading ``8``), resolution nibble, base cell < 122, every used digit 0-6 and
+    every unused digit 7 (the bit layout of the H3 index).
+    """
+    x = h3_index(cell)
+    ok = cell.rlike(r"^8[0-9a-f]{14}$") & (h3_resolution_of(cell) == F.lit(resolution))
+    ok = ok & (F.shiftright(x, 45).bitwiseAND(F.lit(127)) < F.lit(122))
+    for d in range(1, 16):
+        digit = F.shiftright(x, (15 - d) * 3).bitwiseAND(F.lit(7))
+        ok = ok & ((digit < F.lit(7)) if d <= resolution else (digit == F.lit(7)))
+    return F.coalesce(ok, F.lit(False))
+
+
+def h3_parent(cell: Column, *, resolution: int) -> Column:
+    """Parent of an H3 cell (hex) at ``resolution``; null when the cell is coarser.
+
+    The parent sets the resolution nibble and marks the digits finer than it unused (7).
+    """
+    res_mask = 0xF << 52
+    unused = (1 << (3 * (15 - resolution))) - 1
+    parent = h3_index(cell).bitwiseAND(F.lit(~res_mask)).bitwiseOR(F.lit((resolution << 52) | unused))
+    return F.when(h3_resolution_of(cell) >= F.lit(resolution), F.lower(F.conv(parent.cast("string"), 10, 16)))
+
+
+def window_start(ts: Column, *, minutes: int) -> Column:
+    """Start of the fixed ``minutes``-long window (aligned to midnight UTC) holding ``ts``."""
+    seconds = minutes * 60
+    return F.timestamp_seconds(F.floor(F.unix_timestamp(ts) / F.lit(seconds)) * F.lit(seconds))
+
+
+def is_window_aligned(col: str, minutes: int) -> Column:
+    """The timestamp is the start of a ``minutes`` window aligned to midnight UTC."""
+    return F.coalesce((F.unix_timestamp(F.col(col)) % F.lit(minutes * 60)) == F.lit(0), F.lit(False))

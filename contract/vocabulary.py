@@ -1,0 +1,49 @@
+"""The words of the contract (DESIGN.md): written once, used by transforms and suites alike."""
+
+from __future__ import annotations
+
+import itertools
+
+# E.164 digits without '+', 8-15 digits: a canonical MSISDN.
+MSISDN_PATTERN = r"^[1-9][0-9]{7,14}$"
+IDENTIFIER_COLUMNS = ("msisdn", "imsi", "imei")
+# Words that may never name a column of a curated or released table.
+IDENTIFIER_NAMES = ("msisdn", "imsi", "imei", "phone", "subscriber")
+
+EVENT_TYPES = ("voice", "sms", "data", "handover", "location_update")
+CUSTOMER_TYPES = ("consumer", "business")
+
+# CRM gender codes -> released labels; anything else is "unknown".
+GENDER_CODES = {"F": "female", "M": "male", "D": "diverse"}
+UNKNOWN = "unknown"
+GENDERS = (*GENDER_CODES.values(), UNKNOWN)
+
+# Quarantine reasons of network events, in the order they are checked (the first that applies wins).
+REASONS = (
+    "missing_msisdn",
+    "malformed_msisdn",
+    "unknown_event_type",
+    "missing_event_ts",
+    "event_ts_outside_date",
+    "unknown_cell",
+    "invalid_position",
+)
+QUARANTINE_SOURCES = ("network_events",)
+
+# Each event's one disposition in stage 1.
+DISPOSITIONS = ("opted_out", "quarantine", "minor", "business", "kept")
+
+# Footfall suppression marks.
+PRIMARY, SECONDARY = "primary", "secondary"
+
+HEX64 = r"^[0-9a-f]{64}$"
+
+
+def age_band_labels(edges: tuple[int, ...]) -> tuple[str, ...]:
+    """The labels of the configured bands, in order: ``18-24``, ..., ``65+``."""
+    return (*(f"{lo}-{hi - 1}" for lo, hi in itertools.pairwise(edges)), f"{edges[-1]}+")
+
+
+def age_bands(edges: tuple[int, ...]) -> tuple[str, ...]:
+    """Every label stage 1 can produce: the bands and ``unknown``."""
+    return (*age_band_labels(edges), UNKNOWN)
