@@ -36,6 +36,19 @@ DISPOSITIONS = ("opted_out", "quarantine", "minor", "business", "kept")
 # Footfall suppression marks.
 PRIMARY, SECONDARY = "primary", "secondary"
 
+# The released tables: the key of one row, and its value column.
+RELEASE_KEYS = {
+    "footfall": ("date", "window_start", "h3_cell", "age_band", "gender"),
+    "presence": ("date", "window_start", "h3_cell"),
+    "od_flows": ("date", "window_start", "origin_h3", "destination_h3", "age_band", "gender"),
+}
+RELEASE_VALUES = {"footfall": "visitors", "presence": "visitors", "od_flows": "trips"}
+
+# Policy floors (DESIGN.md, wave two): looser values are a config error.
+MIN_K = 10
+MAX_H3_RESOLUTION = 9
+MIN_WINDOW_MINUTES = 15
+
 HEX64 = r"^[0-9a-f]{64}$"
 
 

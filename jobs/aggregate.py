@@ -2,7 +2,8 @@
 
     python -m jobs.aggregate --conf conf/local.yaml --date 2026-10-05
 
-read -> count -> suppress (primary, then secondary) -> privacy audit -> publish. The
+read -> count -> suppress (primary, then whole breakdowns where the remainder would
+be small or pinned) -> privacy audit -> publish (checked against earlier releases). The
 aggregates are small; they are cached so that counting, the audit and the writes do
 not recount the events. Nothing is published unless the privacy audit finds nothing.
 """
@@ -17,9 +18,11 @@ from pyspark.sql import DataFrame
 from pyspark.sql import types as T
 
 from contract.errors import InputError, ValidationError
-from mobility.io import check_schema, path_exists, read_date, table_path
+from contract.vocabulary import GENDERS, age_bands
+from mobility.io import check_schema, path_exists
+from mobility.ledger import read_pinned
 from mobility.publish import Publisher
-from mobility.runner import Context, run_job
+from mobility.runner import Context, heal, publish, run_job
 from mobility.summaries import aggregate_summary
 from transforms.disclosure import audit_release, describe_findings, mark_suppression, release_counts
 from transforms.flows import count_od_trips, count_presence, invalid_region_factors, to_od_flows, to_presence
@@ -50,19 +53,23 @@ def read_region_factors(ctx: Context) -> DataFrame | None:
     return factors.select("h3_cell", "expansion_factor")
 
 
+OUTPUTS = ("footfall", "presence", "od_flows")
+
+
 def stage(ctx: Context, *, suppress: Callable[..., DataFrame] = mark_suppression) -> None:
     """``suppress`` marks footfall groups (:func:`transforms.disclosure.mark_suppression`)."""
     cfg, date, spark = ctx.cfg, ctx.date, ctx.spark
     kernels: Kernels = ctx.kernels or BUILTIN
     k, g = cfg.privacy.k_min, cfg.generalization
-    anonymized = read_date(spark, table_path(cfg.lake, "anonymized_events"), date=date,
-                           what="curated/anonymized_events")
-    trips = read_date(spark, table_path(cfg.lake, "anonymized_trips"), date=date, what="curated/anonymized_trips")
+    heal(ctx, OUTPUTS)
+    anonymized = read_pinned(spark, cfg.lake, "anonymized_events", date, what="curated/anonymized_events")
+    trips = read_pinned(spark, cfg.lake, "anonymized_trips", date, what="curated/anonymized_trips")
     factors = read_region_factors(ctx)
 
     distinct = kernels.distinct_people
     presence_counts = count_presence(anonymized, distinct=distinct).persist()
-    marked = suppress(count_visitors(anonymized, distinct=distinct), presence_counts, k_min=k).persist()
+    labels = len(age_bands(g.age_band_edges)) * len(GENDERS)  # public: every (age band, gender) pair
+    marked = suppress(count_visitors(anonymized, distinct=distinct), k_min=k, labels=labels).persist()
     od_groups = count_od_trips(trips, distinct=distinct).persist()
     cached = [presence_counts, marked, od_groups]
     try:
@@ -76,20 +83,17 @@ def stage(ctx: Context, *, suppress: Callable[..., DataFrame] = mark_suppression
             counts, expansion="region_factors" if factors is not None else "market_share")
 
         # Audit exactly what is about to be published; a finding stops the run before any write.
-        findings = audit_release(footfall, presence, od_flows, k)
+        findings = audit_release(footfall, presence, od_flows, k, labels=labels)
         summary["audit_findings"] = n_findings = findings.count()
         if n_findings:
             raise ValidationError(f"privacy audit: {n_findings} finding(s), nothing published: "
                                   f"{describe_findings(findings)}")
-        # Then audit-and-publish per table (data-quality suites, row counts reconciled), all
-        # checked before any is published: a new footfall beside an old presence of the
-        # same date could make a small group derivable by subtraction.
+        # Then the three tables as one release: suites, the republish check against earlier
+        # releases of the date, writes reconciled with the audit, one ledger commit.
         outputs = [("footfall", footfall, summary["footfall_released"]),
                    ("presence", presence, summary["presence_released"]),
                    ("od_flows", od_flows, summary["od_flows_released"])]
-        validation = ctx.summary.setdefault("validation", {})
-        validation["report"] = ctx.publisher(spark, cfg, outputs, date=date, persist=False)  # all cached above
-        validation.update({table: "passed" for table, _, _ in outputs})
+        publish(ctx, outputs, persist=False)  # all cached above
     finally:
         for df in cached:
             df.unpersist()

@@ -17,22 +17,25 @@ from pyspark import StorageLevel
 from pyspark.sql import Observation
 from pyspark.sql import functions as F
 
-from mobility.io import read_date, read_raw, table_path
+from mobility.io import read_raw
+from mobility.ledger import read_pinned
 from mobility.publish import Publisher
-from mobility.runner import Context, run_job
+from mobility.runner import Context, heal, publish, run_job
 from mobility.secrets import derive_daily_key
 from transforms.flows import detect_trips, to_anonymized_trips
 from transforms.kernels import BUILTIN, Kernels
 from transforms.stage1 import cells_valid_on
 from transforms.stage2 import cells_at_resolutions, to_anonymized_events
 
+OUTPUTS = ("anonymized_events", "anonymized_trips")
+
 
 def stage(ctx: Context) -> None:
     cfg, date, spark = ctx.cfg, ctx.date, ctx.spark
     kernels: Kernels = ctx.kernels or BUILTIN
     g = cfg.generalization
-    events = read_date(spark, table_path(cfg.lake, "pseudonymized_events"), date=date,
-                       what="curated/pseudonymized_events")
+    heal(ctx, OUTPUTS)
+    events = read_pinned(spark, cfg.lake, "pseudonymized_events", date, what="curated/pseudonymized_events")
     targets = {"h3_cell": g.h3_resolution, "od_h3": g.od_h3_resolution}
     cells_h3 = cells_at_resolutions(cells_valid_on(read_raw(spark, cfg.lake.raw, "cells"), date=date), targets)
     hasher = kernels.keyed_hash(spark, derive_daily_key(ctx.keys.daily, date.isoformat()))
@@ -55,15 +58,14 @@ def stage(ctx: Context) -> None:
                        window_minutes=g.window_minutes)
             .transform(to_anonymized_trips, hasher=hasher, id_col="pseudo_id")
         )
-        validation = ctx.summary.setdefault("validation", {})
-        for table, frame in (("anonymized_events", anonymized), ("anonymized_trips", trips)):
-            validation["report"] = ctx.publisher(spark, cfg, [(table, frame, None)], date=date)
-            validation[table] = "passed"
-        written = {t: read_date(spark, table_path(cfg.lake, t), date=date, what=t).count()  # Delta stats, no scan
-                   for t in ("anonymized_events", "anonymized_trips")}
+        # Rows in the order of the day's id (a keyed hash per day), never of the stable
+        # stage-1 pseudonym: files of two days cannot be lined up by row position.
+        outputs = [(t, frame.sortWithinPartitions("daily_id"), None)
+                   for t, frame in zip(OUTPUTS, (anonymized, trips), strict=True)]
+        rows = publish(ctx, outputs).rows
         ctx.summary["anonymize"] = {"rows_in": counted.get["rows_in"],
-                                    "rows_out_person_window_cell": written["anonymized_events"],
-                                    "trips_out": written["anonymized_trips"]}
+                                    "rows_out_person_window_cell": rows["anonymized_events"],
+                                    "trips_out": rows["anonymized_trips"]}
     finally:
         located.unpersist()
 

@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from contract.errors import ConfigError
+from contract.vocabulary import MAX_H3_RESOLUTION, MIN_K, MIN_WINDOW_MINUTES
 
 
 @dataclass(frozen=True)
@@ -156,10 +157,15 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
 def _validate(cfg: Config) -> None:
     """Cross-field rules that a type check cannot express."""
     g, p, q, i = cfg.generalization, cfg.privacy, cfg.quality, cfg.insights
+    # Policy floors: a release finer than these is not ours to make, whatever the command line says.
     for key, res in (("h3_resolution", g.h3_resolution), ("od_h3_resolution", g.od_h3_resolution)):
-        if not 0 <= res <= 15:
-            raise ConfigError(f"config key 'generalization.{key}' must be 0..15, got {res}")
-    if g.window_minutes <= 0 or (24 * 60) % g.window_minutes:
+        if not 0 <= res <= MAX_H3_RESOLUTION:
+            raise ConfigError(f"config key 'generalization.{key}' must be 0..{MAX_H3_RESOLUTION} (policy floor: "
+                              f"no finer H3 cells), got {res}")
+    if g.window_minutes < MIN_WINDOW_MINUTES:
+        raise ConfigError(f"config key 'generalization.window_minutes' must be at least {MIN_WINDOW_MINUTES} "
+                          f"(policy floor), got {g.window_minutes}")
+    if (24 * 60) % g.window_minutes:
         raise ConfigError(
             "config key 'generalization.window_minutes' must divide a day (e.g. 15, 30, 60), "
             f"got {g.window_minutes}"
@@ -167,8 +173,8 @@ def _validate(cfg: Config) -> None:
     edges = g.age_band_edges
     if not edges or list(edges) != sorted(set(edges)):
         raise ConfigError("config key 'generalization.age_band_edges' must be strictly increasing")
-    if p.k_min < 2:
-        raise ConfigError(f"config key 'privacy.k_min' must be at least 2, got {p.k_min}")
+    if p.k_min < MIN_K:
+        raise ConfigError(f"config key 'privacy.k_min' must be at least {MIN_K} (policy floor), got {p.k_min}")
     if p.min_age < edges[0]:
         raise ConfigError(
             f"config key 'privacy.min_age' ({p.min_age}) is below the first age band edge "

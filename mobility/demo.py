@@ -11,6 +11,7 @@ from pyspark.sql import functions as F
 from contract.schemas import RAW_TABLES
 from mobility.config import load_config
 from mobility.io import read_date, read_raw, table_path
+from mobility.ledger import ledger_path, published
 from mobility.quality_report import report_index
 from mobility.release import read_release
 from mobility.spark import build_session
@@ -52,6 +53,11 @@ def main(argv: list[str] | None = None) -> int:
     (release["od_flows"].groupBy("origin_h3", "destination_h3")
      .agg(F.sum("trips").alias("trips"), F.count("*").alias("rows"))
      .orderBy(F.desc("trips")).limit(5).show(truncate=False))
+    print(f"release ledger ({ledger_path(cfg.lake, 'insights')}), releases of {args.date}:")
+    (published(spark, cfg.lake, "insights", args.date)
+     .select("recorded_at", F.substring("run_id", 1, 8).alias("run"), "table_name", "version", "rows", "k_min",
+             "h3_resolution", "window_minutes", "suppression")
+     .show(truncate=False))
     print(f"data-quality report (open in a browser): {report_index(cfg.lake, args.date)}")
     print(f"run summaries (JSON): {cfg.lake.reports}/runs/{args.date}/")
     return 0

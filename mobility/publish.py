@@ -1,16 +1,30 @@
-"""Publishing: audit every output, write it once, reconcile the commit with the audit, undo on failure.
+"""Publishing: audit every output, write it once, reconcile, and commit the publication in the ledger.
 
 A job hands its outputs to a *publisher* (``Context.publisher``): ``(table, frame,
-expected_rows)`` triples of one date. :class:`DeltaPublisher` is the production one;
-tests pass their own instead of patching job modules.
+expected_rows)`` triples of one date, published together or not at all.
+:class:`DeltaPublisher` is the production one; tests pass their own instead of
+patching job modules.
+
+The order, and why (see ``mobility/ledger.py``):
+
+1. heal: roll back table versions the ledger does not know (a crashed run's leftovers);
+2. audit every frame with its suite; for release tables, refuse a republish that an
+   earlier readable release of the date would make unsafe (``mobility/release.py``);
+3. write each table as one Delta commit, reconciled with the audit;
+4. append one ledger row per table in one commit — **the commit point**: readers read
+   the versions the ledger names, so a crash before it publishes nothing;
+5. after a republish, purge the superseded files so the old version cannot be read.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 from pyspark import StorageLevel
@@ -18,26 +32,39 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from contract.errors import ValidationError
+from mobility import ledger
 from mobility.config import Config
-from mobility.io import is_delta_table, table_path, write_date
+from mobility.io import INSIGHTS_TABLES, is_delta_table, table_path, write_date
+from mobility.ledger import Policy, table_version
 from mobility.quality import TableResult, audit, raise_failed
 from mobility.quality_report import report_index, write_report
+from mobility.release import check_republish
 
 Output = tuple[str, DataFrame, int | None]  # table, frame, rows the run summary expects (None: not checked)
 
 
+# Release tables keep no per-file column statistics in the Delta log: a one-row file's
+# min = max would be the row itself, and log entries outlive VACUUM.
+RELEASE_TABLE_PROPERTIES = {"delta.dataSkippingNumIndexedCols": "0"}
+# Test-only: after committing the named table, touch MI_TEST_PAUSE_FILE and wait (crash tests).
+PAUSE_AFTER_ENV, PAUSE_FILE_ENV = "MI_TEST_PAUSE_AFTER", "MI_TEST_PAUSE_FILE"
+
+
+@dataclass
+class Publication:
+    """What one call published: the report, the ledger run id, the versions, what was healed first."""
+
+    report: str
+    run_id: str | None = None
+    versions: dict[str, int] = field(default_factory=dict)
+    rows: dict[str, int] = field(default_factory=dict)  # rows audited and written per table
+    recovered: list[str] = field(default_factory=list)
+    republished: bool = False
+
+
 class Publisher(Protocol):
     def __call__(self, spark: SparkSession, cfg: Config, outputs: list[Output], *, date: dt.date,
-                 persist: bool = True) -> str: ...
-
-
-def table_version(spark: SparkSession, path: str) -> int | None:
-    """The table's current Delta version, or None if there is no table yet."""
-    from delta.tables import DeltaTable
-
-    if not is_delta_table(spark, path):
-        return None
-    return int(DeltaTable.forPath(spark, path).history(1).first()["version"])
+                 persist: bool = True, job: str = "") -> Publication: ...
 
 
 def committed_rows(spark: SparkSession, path: str, *, before: int | None, table: str, date: dt.date) -> int:
@@ -77,37 +104,86 @@ def undo(spark: SparkSession, path: str, before: int | None, *, date: dt.date) -
         DeltaTable.forPath(spark, path).delete(F.col("date") == F.lit(date))
     else:
         DeltaTable.forPath(spark, path).restoreToVersion(before)
+    ledger.vacuum_now(spark, path)  # the undone write's files held rows nobody may read
 
 
 Writer = Callable[..., None]  # (df, path, *, date) -> None
 
 
+def prepare_release_table(spark: SparkSession, path: str, df: DataFrame) -> None:
+    """Create a release table with :data:`RELEASE_TABLE_PROPERTIES`, or set them on an older one."""
+    from delta.tables import DeltaTable
+
+    if not is_delta_table(spark, path):
+        builder = DeltaTable.createIfNotExists(spark).location(path).addColumns(df.schema).partitionedBy("date")
+        for key, value in RELEASE_TABLE_PROPERTIES.items():
+            builder = builder.property(key, value)
+        builder.execute()
+        return
+    props = DeltaTable.forPath(spark, path).detail().first()["properties"] or {}
+    missing = {k: v for k, v in RELEASE_TABLE_PROPERTIES.items() if props.get(k) != v}
+    if missing:
+        settings = ", ".join(f"'{k}' = '{v}'" for k, v in missing.items())
+        spark.sql(f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES ({settings})")
+
+
+def _pause_point(table: str) -> None:
+    """Test-only: stop after ``table``'s commit so a test can kill the process there."""
+    if os.environ.get(PAUSE_AFTER_ENV) != table or not os.environ.get(PAUSE_FILE_ENV):
+        return
+    Path(os.environ[PAUSE_FILE_ENV]).write_text(table)
+    time.sleep(120)
+
+
 @dataclass(frozen=True)
 class DeltaPublisher:
-    """Audit every table first; write them only if all passed, each as one Delta commit.
+    """Audit every table first; write them only if all passed; commit them in the ledger together.
 
     Each frame is audited before it is written, and the audit and the write read the
     same cached rows (``persist=True``; pass ``False`` when the frames are cheap
     projections of data the caller has cached already), so every output is computed
-    once and written once. Tables released together must change together: one failed
-    suite publishes none of them, and a commit whose own row count differs from the
-    audit undoes every table this call wrote. A failed suite raises ValidationError;
-    the published tables keep their Delta versions, and the rejected rows are written
-    nowhere (the report names what failed).
+    once and written once. One failed suite publishes none of the tables, and a commit
+    whose own row count differs from the audit undoes every table this call wrote. A
+    failed suite raises ValidationError; the published tables keep their Delta versions,
+    and the rejected rows are written nowhere (the report names what failed).
     """
 
     write: Writer = write_date
 
     def __call__(self, spark: SparkSession, cfg: Config, outputs: list[Output], *, date: dt.date,
-                 persist: bool = True) -> str:
+                 persist: bool = True, job: str = "") -> Publication:
+        tables = [t for t, _, _ in outputs]
+        zones = {ledger.zone_of(t) for t in tables}
+        if len(zones) != 1:
+            raise ValueError(f"one publication is one zone: {tables}")
+        zone = zones.pop()
+        publication = Publication(report=report_index(cfg.lake, date))
+        publication.recovered = ledger.recover(spark, cfg.lake, tables, job=job)
         frames = [(table, df.persist(StorageLevel.MEMORY_AND_DISK) if persist else df, rows)
                   for table, df, rows in outputs]
         results: list[TableResult] = []
-        index = report_index(cfg.lake, date)
+        policy = Policy.of(cfg)
         try:
             results = [audit(cfg, table, df, date=date, expected_rows=rows) for table, df, rows in frames]
             if all(r.success for r in results):
-                self._write_all(spark, cfg, frames, results, date=date)
+                if zone == "insights":
+                    publication.republished = check_republish(
+                        spark, cfg.lake, date, {t: df for t, df, _ in frames}, policy) > 0
+                else:
+                    publication.republished = bool(ledger.latest_publication(spark, cfg.lake, zone, date))
+                versions = self._write_all(spark, cfg, frames, results, date=date)
+                run_id = ledger.new_run_id()
+                ledger.append(spark, cfg.lake, zone, [
+                    {"run_id": run_id, "job": job, "event": "published", "date": date, "table_name": table,
+                     "version": versions[table], "rows": int(r.observed("rows")),
+                     "digest": ledger.fingerprint(df)[1] if table in INSIGHTS_TABLES else None,
+                     **dataclasses.asdict(policy)}
+                    for (table, df, _), r in zip(frames, results, strict=True)])
+                publication.run_id, publication.versions = run_id, versions
+                publication.rows = {t: int(r.observed("rows")) for (t, _, _), r in zip(frames, results, strict=True)}
+                if publication.republished:
+                    for table in tables:  # the superseded version of the date must not stay readable
+                        ledger.vacuum_now(spark, table_path(cfg.lake, table))
             # Rows that failed are not kept anywhere: a failed suite may mean identifiers or
             # groups below k, which must not land in any table. The report says what failed.
         finally:
@@ -115,16 +191,20 @@ class DeltaPublisher:
                 for _, df, _ in frames:
                     df.unpersist()
             if results:
-                index = write_report(spark, cfg.lake, date, results)
-        names = ", ".join(t for t, _, _ in outputs)
+                publication.report = write_report(spark, cfg.lake, date, results)
+        names = ", ".join(tables)
         raise_failed(results, f"{names} {date.isoformat()} {'was' if len(outputs) == 1 else 'were'} not published:")
-        return index
+        return publication
 
     def _write_all(self, spark: SparkSession, cfg: Config, frames: list[Output], results: list[TableResult], *,
-                   date: dt.date) -> None:
+                   date: dt.date) -> dict[str, int]:
         paths = {table: table_path(cfg.lake, table) for table, _, _ in frames}
+        for table, df, _ in frames:
+            if table in INSIGHTS_TABLES:
+                prepare_release_table(spark, paths[table], df)
         befores = {table: table_version(spark, path) for table, path in paths.items()}
         written: list[str] = []
+        versions: dict[str, int] = {}
         try:
             for (table, df, _), result in zip(frames, results, strict=True):
                 written.append(table)
@@ -136,8 +216,11 @@ class DeltaPublisher:
                 if rows != audited:
                     raise ValidationError(f"{table} {date.isoformat()}: the write committed {rows} rows but "
                                           f"{audited} were audited")
+                versions[table] = table_version(spark, paths[table])
+                _pause_point(table)
         except Exception:
             # All or nothing: undo every table this call has written, then fail.
             for table in reversed(written):
                 undo(spark, paths[table], befores[table], date=date)
             raise
+        return versions

@@ -21,7 +21,8 @@ from pyspark.sql import SparkSession
 from contract.errors import ConfigError, InputError, SecretError, ValidationError
 from mobility.config import Config, load_config
 from mobility.io import write_text
-from mobility.publish import DeltaPublisher, Publisher
+from mobility.ledger import recover
+from mobility.publish import DeltaPublisher, Publication, Publisher
 from mobility.secrets import Keys
 from mobility.spark import build_session
 
@@ -40,6 +41,7 @@ class Context:
     date: dt.date
     run_ts: dt.datetime
     keys: Keys
+    job: str = ""
     kernels: Any = None
     publisher: Publisher = field(default_factory=DeltaPublisher)
     summary: dict[str, Any] = field(default_factory=dict)
@@ -92,7 +94,7 @@ def run_job(job: str, argv: list[str] | None, body: Callable[[Context], None], *
         return 2
     spark = build_session(f"mobility-insights-{job}", cfg.spark)
     ctx = Context(spark=spark, cfg=cfg, date=date, run_ts=dt.datetime.now(dt.UTC).replace(tzinfo=None), keys=keys,
-                  kernels=kernels, publisher=publisher or DeltaPublisher())
+                  job=job, kernels=kernels, publisher=publisher or DeltaPublisher())
     try:
         body(ctx)
     except (InputError, ValidationError, FileNotFoundError) as exc:
@@ -102,6 +104,29 @@ def run_job(job: str, argv: list[str] | None, body: Callable[[Context], None], *
     print(format_summary(job, date, ctx.summary))
     write_summary(ctx, job)
     return 0
+
+
+def heal(ctx: Context, tables: tuple[str, ...]) -> None:
+    """Before anything else: roll back what a crashed run left in ``tables``, and say so in the summary."""
+    healed = recover(ctx.spark, ctx.cfg.lake, tables, job=ctx.job)
+    if healed:
+        ctx.summary.setdefault("recovered", []).extend(healed)
+
+
+def publish(ctx: Context, outputs: list, *, persist: bool = True) -> Publication:
+    """Publish ``outputs`` of the context's date with the context's publisher; note it in the summary."""
+    publication = ctx.publisher(ctx.spark, ctx.cfg, outputs, date=ctx.date, persist=persist, job=ctx.job)
+    validation = ctx.summary.setdefault("validation", {})
+    validation.update({table: "passed" for table, _, _ in outputs})
+    validation["report"] = publication.report
+    if publication.recovered:
+        ctx.summary.setdefault("recovered", []).extend(publication.recovered)
+    if publication.run_id:
+        ctx.summary.setdefault("ledger", {}).update(
+            {table: f"version {v}" for table, v in publication.versions.items()})
+        if publication.republished:
+            ctx.summary["ledger"]["republished"] = "yes (superseded versions purged)"
+    return publication
 
 
 def write_summary(ctx: Context, job: str) -> None:

@@ -56,3 +56,13 @@ def write_conf(tmp_path: Path, **overrides: dict) -> Path:
     path = tmp_path / "test.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
+
+
+def record_published(spark, lake, table: str, date) -> None:
+    """Record in the ledger a table a test wrote by hand, so that the next stage reads it."""
+    from mobility import ledger
+    from mobility.io import table_path
+
+    ledger.append(spark, lake, ledger.zone_of(table), [{
+        "run_id": ledger.new_run_id(), "job": "test", "event": "published", "date": date, "table_name": table,
+        "version": ledger.table_version(spark, table_path(lake, table))}])

@@ -131,3 +131,30 @@ def test_daily_keys_differ_per_day_and_are_stable():
     a1, a2 = derive_daily_key(master, "2026-10-05"), derive_daily_key(master, "2026-10-05")
     b = derive_daily_key(master, "2026-10-06")
     assert a1.value == a2.value != b.value
+
+
+@pytest.mark.parametrize(("key", "value", "ok"), [
+    ("privacy.k_min", 9, False), ("privacy.k_min", 10, True),
+    ("generalization.h3_resolution", 10, False), ("generalization.h3_resolution", 9, True),
+    ("generalization.od_h3_resolution", 10, False), ("generalization.od_h3_resolution", 9, True),
+    ("generalization.window_minutes", 10, False), ("generalization.window_minutes", 15, True),
+])
+def test_policy_floors(key, value, ok):
+    """k_min >= 10, H3 resolution <= 9, windows >= 15 minutes: looser is a config error naming the key."""
+    overrides = [f"{key}={value}"]
+    if ok:
+        cfg = load_config(ROOT / "conf" / "local.yaml", overrides)
+        section, name = key.split(".")
+        assert getattr(getattr(cfg, section), name) == value
+    else:
+        with pytest.raises(ConfigError, match=rf"'{key}' must .*policy floor.*got {value}"):
+            load_config(ROOT / "conf" / "local.yaml", overrides)
+
+
+def test_policy_floor_on_the_command_line_exits_2(capsys):
+    from jobs import aggregate
+
+    assert aggregate.main(["--conf", str(ROOT / "conf" / "local.yaml"), "--date", "2026-10-05",
+                           "--set", "privacy.k_min=2"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: config key 'privacy.k_min' must be at least 10")

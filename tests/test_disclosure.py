@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import random
 import secrets as pysecrets
 
@@ -13,10 +14,11 @@ from pyspark.sql import functions as F
 from contract.errors import ValidationError
 from mobility.config import load_config
 from mobility.io import read_date, table_path, write_date
+from mobility.publish import Publication
 from mobility.runner import Context
 from mobility.secrets import Keys, Secret
-from tests.conftest import write_conf
-from transforms.disclosure import FINDINGS_SCHEMA, audit_release, mark_suppression
+from tests.conftest import record_published, write_conf
+from transforms.disclosure import FINDINGS_SCHEMA, audit_release, mark_suppression, released_breakdown
 from transforms.stage3 import to_footfall
 
 D = dt.date(2026, 10, 5)
@@ -39,10 +41,13 @@ def frames(spark, cells: dict[str, list[int]]):
     return spark.createDataFrame(groups, GROUPS), spark.createDataFrame(presence, PRESENCE)
 
 
+LABELS = len(AGES) * len(GENDERS)
+
+
 def release(spark, cells: dict[str, list[int]], k: int = K):
     """Run the rule; return (footfall, presence, statuses as {cell: sorted [(visitors, status)]})."""
     groups, presence_counts = frames(spark, cells)
-    marked = mark_suppression(groups, presence_counts, k_min=k)
+    marked = mark_suppression(groups, k_min=k, labels=LABELS)
     statuses: dict[str, list] = {}
     for r in marked.collect():
         statuses.setdefault(r["h3_cell"], []).append((r["visitors"], r["suppression"]))
@@ -56,63 +61,113 @@ def remainders(footfall, presence) -> dict[str, int]:
     return {r["h3_cell"]: r["visitors"] - sums.get(r["h3_cell"], 0) for r in presence.collect()}
 
 
-def test_single_suppressed_group_beside_released_siblings_is_not_derivable(spark):
-    footfall, presence, status = release(spark, {"c": [20, 30, 3]})
-    # 3 is below k; alone, presence 53 - (20 + 30) would reveal it. The smallest sibling (20) goes too.
-    assert status["c"] == [(3, "primary"), (20, "secondary"), (30, None)]
-    assert remainders(footfall, presence) == {"c": 23}
-    assert [r["visitors"] for r in footfall.collect()] == [30]
-    assert audit_release(footfall, presence, None, K).count() == 0
-
-
-def test_suppressed_group_whose_complement_is_also_small(spark):
-    # Two small groups (4 + 5 = 9 < k): their sum is derivable too, so one more group goes.
-    footfall, presence, status = release(spark, {"c": [4, 5, 30, 40], "tiny": [4, 5]})
-    assert status["c"] == [(4, "primary"), (5, "primary"), (30, "secondary"), (40, None)]
-    assert remainders(footfall, presence) == {"c": 39}
-    # A cell-window whose total is below k releases neither presence nor any footfall row.
+def test_a_small_remainder_suppresses_the_whole_breakdown(spark):
+    footfall, presence, status = release(spark, {"c": [20, 30, 3], "full": [20, 30], "tiny": [4, 5],
+                                                 "enough": [9, 8, 20]})
+    # 3 alone would be presence - (20 + 30): the whole breakdown goes, presence stays.
+    assert status["c"] == [(3, "primary"), (20, "secondary"), (30, "secondary")]
+    assert status["full"] == [(20, None), (30, None)]
     assert status["tiny"] == [(4, "primary"), (5, "primary")]
-    assert presence.filter(F.col("h3_cell") == "tiny").count() == 0
-    assert footfall.filter(F.col("h3_cell") == "tiny").count() == 0
+    # 9 + 8 = 17 >= k people in the missing labels, 27 labels missing: nothing pinned.
+    assert status["enough"] == [(8, "primary"), (9, "primary"), (20, None)]
+    assert remainders(footfall, presence) == {"c": 53, "full": 0, "enough": 17}
+    assert sorted(r["visitors"] for r in footfall.collect()) == [20, 20, 30]
+    assert audit_release(footfall, presence, None, K, labels=LABELS).count() == 0
 
 
-def test_no_secondary_when_nothing_or_enough_is_suppressed(spark):
-    footfall, presence, status = release(spark, {"full": [20, 30], "enough": [9, 8, 20]})
-    assert status["full"] == [(20, None), (30, None)]            # R = 0
-    assert status["enough"] == [(8, "primary"), (9, "primary"), (20, None)]  # R = 17 >= k
-    assert remainders(footfall, presence) == {"full": 0, "enough": 17}
+def test_a_remainder_that_pins_every_missing_label_suppresses_the_breakdown(spark):
+    # 27 labels of 14 people each (k - 1) and one of 20: the missing 27 x 14 = 378 people
+    # could only be split one way, so the breakdown goes.
+    pinned = [20] + [K - 1] * (LABELS - 1)
+    _, _, status = release(spark, {"p": pinned, "q": [21] + [K - 1] * (LABELS - 2)})
+    assert {s for _, s in status["p"]} == {"primary", "secondary"}
+    assert [s for v, s in status["q"] if v == 21] == [None]  # one label less: nothing is pinned
 
 
-def test_ties_are_broken_deterministically(spark):
-    _, _, status = release(spark, {"c": [2, 20, 20, 20]})
-    assert [s for _, s in status["c"]].count("secondary") == 1
+# --- the rule against an attacker who knows it: exhaustive over small cell-windows ---------------
+
+def remainder_guard(sizes: tuple[int, ...], k: int) -> tuple:
+    """The released footfall rows ``(label, size)`` of one cell-window under the project's rule."""
+    if sum(sizes) < k or released_breakdown(list(sizes), k, len(sizes)) is None:
+        return ()
+    return tuple((g, v) for g, v in enumerate(sizes) if v >= k)
 
 
-def reference_rule(sizes: list[int], k: int) -> list[int]:
-    """Plain-Python rule: the released group sizes of one cell-window."""
+def smallest_first(sizes: tuple[int, ...], k: int) -> tuple:
+    """The earlier rule: suppress below k, then the smallest released siblings until R is 0 or >= k."""
     if sum(sizes) < k:
-        return []
-    released = sorted(s for s in sizes if s >= k)
-    remainder = sum(sizes) - sum(released)
+        return ()
+    released = sorted((v, g) for g, v in enumerate(sizes) if v >= k)
+    remainder = sum(sizes) - sum(v for v, _ in released)
     while 0 < remainder < k:
-        remainder += released.pop(0)
-    return released
+        remainder += released.pop(0)[0]
+    return tuple(sorted((g, v) for v, g in released))
 
 
-def test_random_cell_windows_match_the_reference_and_pass_the_audit(spark):
+def unprotected(rule, *, groups: int, k: int, x_max: int, y_max: int) -> list[tuple]:
+    """Cell-windows whose release pins a suppressed group to fewer than two values below k.
+
+    ``groups`` is the whole label space (a label with 0 people is simply absent). The
+    attacker sees presence (if >= k) and the released footfall rows, and knows the
+    rule. For every true cell-window ``x`` (0..x_max people per label) and every label
+    it does not release, collect the values that label takes in any cell-window ``y``
+    (0..y_max per label, wide enough that the domain's edge adds no knowledge) with the
+    same release. Fewer than two values below k (0 = "nobody") is a violation.
+    """
+    def observed(sizes):
+        total = sum(sizes)
+        return (total if total >= k else None, rule(sizes, k))
+
+    seen: dict[tuple, list[int]] = {}
+    for y in itertools.product(range(y_max + 1), repeat=groups):
+        masks = seen.setdefault(observed(y), [0] * groups)
+        for g, v in enumerate(y):
+            if v < k:
+                masks[g] |= 1 << v
+    bad = []
+    for x in itertools.product(range(x_max + 1), repeat=groups):
+        key = observed(x)
+        shown = {g for g, _ in key[1]}
+        for g, v in enumerate(x):
+            if v > 0 and g not in shown and bin(seen[key][g]).count("1") < 2:
+                bad.append((x, g))
+    return bad
+
+
+@pytest.mark.parametrize(("groups", "k", "x_max", "y_max"), [
+    (2, 3, 9, 18), (3, 3, 9, 18), (4, 3, 9, 18), (5, 3, 6, 12), (6, 2, 4, 8), (3, 10, 30, 60), (2, 15, 45, 90),
+])
+def test_the_rule_leaves_every_suppressed_group_ambiguous(groups, k, x_max, y_max):
+    """Every split of up to 6 labels, up to 3k people each: no suppressed label is pinned below k."""
+    assert unprotected(remainder_guard, groups=groups, k=k, x_max=x_max, y_max=y_max) == []
+
+
+def test_the_checker_catches_the_smallest_first_rule():
+    """Finding 2 of the release-safety issue: knowing "smallest first" pins suppressed groups."""
+    bad = unprotected(smallest_first, groups=3, k=3, x_max=9, y_max=18)
+    assert bad  # the checker can fail
+    # e.g. sizes (2, 3, 2), k = 3: presence 7, group 1 released with 3, so groups 0 and 2 hold 4.
+    # Group 0 cannot be 0 or 1 (group 2 would be >= 3 and released, or force a secondary
+    # suppression of the released 3): knowing the rule, group 0 is pinned to 2 below k.
+    assert ((2, 3, 2), 0) in bad
+
+
+def test_spark_rule_equals_the_reference_on_random_cell_windows(spark):
     rng = random.Random(7)
     cells = {f"c{i}": [rng.choice([1, 2, 5, 9, 14, 15, 16, 22, 40]) for _ in range(rng.randint(1, 6))]
-             for i in range(40)}
+             for i in range(60)}
     footfall, presence, _ = release(spark, cells)
     released: dict[str, list[int]] = {}
     for r in footfall.collect():
         released.setdefault(r["h3_cell"], []).append(r["visitors"])
-    assert {c: sorted(v) for c, v in released.items()} == {
-        c: reference_rule(s, K) for c, s in cells.items() if reference_rule(s, K)}
+    expected = {c: sorted(released_breakdown(s, K, LABELS)) for c, s in cells.items()
+                if sum(s) >= K and released_breakdown(s, K, LABELS)}
+    assert {c: sorted(v) for c, v in released.items()} == expected
+    assert len(expected) not in (0, len(cells))  # the sample holds both outcomes
     assert all(r == 0 or r >= K for r in remainders(footfall, presence).values())
     assert footfall.filter(F.col("visitors") < K).count() == 0
     assert presence.filter(F.col("visitors") < K).count() == 0
-    assert audit_release(footfall, presence, None, K).count() == 0
+    assert audit_release(footfall, presence, None, K, labels=LABELS).count() == 0
 
 
 def test_audit_finds_a_crafted_leak_and_nothing_after_suppression(spark):
@@ -142,6 +197,8 @@ def test_audit_finds_small_rows_mixed_resolutions_and_broken_sums(spark):
     assert found == [
         ("below_k:footfall", "a", 14),
         ("below_k:od_flows", "x>y", 3),
+        ("footfall_without_presence", "a", 14),
+        ("footfall_without_presence", "c", 20),
         ("multiple_resolutions:footfall", None, 2),
         ("negative_remainder", "b", -10),
         ("resolution_mismatch", None, 8),
@@ -175,11 +232,13 @@ def test_anonymize_and_aggregate_publish_only_safe_rows(spark, tmp_path):
                                          "cell_id string, latitude double, longitude double, age_band string, "
                                          "gender string")
     events.write.format("delta").partitionBy("date").save(table_path(cfg.lake, "pseudonymized_events"))
+    record_published(spark, cfg.lake, "pseudonymized_events", D)
     # The data-quality suites inside the publisher have their own tests; here only the rule and the audit count.
     def publish_unchecked(spark_, cfg_, outputs, *, date, **_):
         for table, df, _ in outputs:
             write_date(df, table_path(cfg_.lake, table), date=date)
-        return "unchecked"
+            record_published(spark_, cfg_.lake, table, date)
+        return Publication(report="unchecked", rows={table: df.count() for table, df, _ in outputs})
 
     ctx = Context(spark=spark, cfg=cfg, date=D, run_ts=dt.datetime(2026, 10, 6),
                   keys=Keys(daily=Secret(pysecrets.token_bytes(32))), publisher=publish_unchecked)
@@ -209,8 +268,8 @@ def test_anonymize_and_aggregate_publish_only_safe_rows(spark, tmp_path):
     assert s["footfall_released"] == footfall.count() == len(groups) - s["footfall_suppressed_below_k"] - s[
         "footfall_suppressed_secondary"]
     # A leak planted in the rule (secondary suppression switched off) is caught before anything is published.
-    def leaky(g, p, k_min):
-        return mark_suppression(g, p, k_min=k_min).withColumn(
+    def leaky(g, k_min, labels):
+        return mark_suppression(g, k_min=k_min, labels=labels).withColumn(
             "suppression", F.when(F.col("suppression") == "secondary", F.lit(None)).otherwise(F.col("suppression")))
 
     before = sorted(read("footfall").collect())

@@ -1,24 +1,24 @@
-"""End to end on a small hand-built lake whose footfall is worked out by hand (k_min = 3).
+"""End to end on a small hand-built lake whose footfall is worked out by hand (k_min = 10).
 
-The lake (date D, plus a second date D2):
+The lake (date D, plus a second date D2); ids are the people's numbers (``msisdn(n)``):
 
-=====  =========================================  ===============================  ===========
-who    what                                       where / when                     expected
-=====  =========================================  ===============================  ===========
-A      2 consumers F 25-34 + 1 who opted out and  C1 10:15 and 15:15              released, 3
-       back in before D                                                            (twice)
-O1     opted out before D, F 25-34                C1 10:30                         excluded
-B      2 consumers M 35-44                        C3 10:20                         suppressed
-O2     opted out *after* D, M 35-44               C3 10:40                         excluded
-MIN    3 minors (16), F                           C1 10:05                         excluded
-BIZ    3 business lines F 25-34                   C3 11:00                         excluded
-R      3 consumers F 45-54                        C2 (re-planned on D) 12:10       released at
-                                                                                   the new site
-X      3 consumers M 55-64, cell C1 + own fix     fix at FIX 13:30                 released at FIX
-U      3 MSISDNs not in the CRM                   C3 14:00                         released,
-                                                                                   unknown/unknown
-bad    one row per bad-row class                                                   quarantine
-=====  =========================================  ===============================  ===========
+======  ===========================================  ===============================  ===========
+who     what                                         where / when                     expected
+======  ===========================================  ===============================  ===========
+A       10 consumers F 25-34 (102 opted out and      C1 10:15 and 15:15              released, 10
+        back in before D)                                                             (twice)
+O1      110: opted out before D, F 25-34             C1 10:30                         excluded
+B       9 consumers M 35-44                          C3 10:20                         suppressed
+O2      209: opted out *after* D, M 35-44            C3 10:40                         excluded
+MIN     10 minors (16), F                            C1 10:05                         excluded
+BIZ     10 business lines F 25-34                    C3 11:00                         excluded
+R       10 consumers F 45-54                         C2 (re-planned on D) 12:10       released at
+                                                                                      the new site
+X       10 consumers M 55-64, cell C1 + own fix      fix at FIX 13:30                 released at FIX
+U       10 MSISDNs not in the CRM                    C3 14:00                         released,
+                                                                                      unknown/unknown
+bad     one row per bad-row class                                                     quarantine
+======  ===========================================  ===============================  ===========
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ from transforms.hashing import hmac_pads
 pytestmark = pytest.mark.e2e
 
 D, D2 = dt.date(2026, 10, 5), dt.date(2026, 10, 6)
-K = 3
+K = 10
 SITES = {"C1": (49.4521, 11.0767), "C2_old": (49.40, 11.00), "C2": (49.4600, 11.1200), "C3": (49.5000, 11.2000)}
 FIX = (49.4300, 11.0300)
 RES = 8
@@ -64,21 +64,23 @@ def at(day: dt.date, hhmm: str) -> dt.datetime:
     return dt.datetime.combine(day, dt.time.fromisoformat(hhmm))
 
 
+A, B, MINORS, BIZ, R_, X_, U_ = (range(100, 110), range(200, 209), range(300, 310), range(400, 410),
+                                  range(500, 510), range(600, 610), range(9001, 9011))
+O1, O2, BACK_IN = 110, 209, 102
+
+
+def _born(year: int, i: int) -> dt.date:
+    return dt.date(year, 1 + i % 12, 1 + i % 28)
+
+
 # people: number -> (birth_date, gender, customer_type); 90xx are missing from the CRM
 PEOPLE = {
-    1: (dt.date(1995, 1, 1), "F", "consumer"), 2: (dt.date(1994, 1, 1), "F", "consumer"),
-    3: (dt.date(1993, 1, 1), "F", "consumer"),  # opted out and back in
-    4: (dt.date(1996, 1, 1), "F", "consumer"),  # O1
-    10: (dt.date(1985, 1, 1), "M", "consumer"), 11: (dt.date(1986, 1, 1), "M", "consumer"),
-    12: (dt.date(1984, 1, 1), "M", "consumer"),  # O2
-    20: (dt.date(2010, 1, 1), "F", "consumer"), 21: (dt.date(2010, 2, 1), "F", "consumer"),
-    22: (dt.date(2010, 3, 1), "F", "consumer"),
-    30: (dt.date(1995, 5, 5), "F", "business"), 31: (dt.date(1995, 6, 5), "F", "business"),
-    32: (dt.date(1995, 7, 5), "F", "business"),
-    40: (dt.date(1975, 1, 1), "F", "consumer"), 41: (dt.date(1976, 1, 1), "F", "consumer"),
-    42: (dt.date(1977, 1, 1), "F", "consumer"),
-    50: (dt.date(1965, 1, 1), "M", "consumer"), 51: (dt.date(1966, 1, 1), "M", "consumer"),
-    52: (dt.date(1967, 1, 1), "M", "consumer"),
+    **{n: (_born(1995, n), "F", "consumer") for n in (*A, O1)},
+    **{n: (_born(1985, n), "M", "consumer") for n in (*B, O2)},
+    **{n: (_born(2010, n), "F", "consumer") for n in MINORS},
+    **{n: (_born(1995, n), "F", "business") for n in BIZ},
+    **{n: (_born(1975, n), "F", "consumer") for n in R_},
+    **{n: (_born(1965, n), "M", "consumer") for n in X_},
 }
 
 
@@ -89,16 +91,16 @@ def ev(n: int, day: dt.date, hhmm: str, cell: str, *, etype: str = "data", fix=N
 
 
 def events_for(day: dt.date) -> list[tuple]:
-    rows = [ev(n, day, "10:15", "C1") for n in (1, 2, 3)] + [ev(n, day, "15:15", "C1") for n in (1, 2, 3)]
+    rows = [ev(n, day, "10:15", "C1") for n in A] + [ev(n, day, "15:15", "C1") for n in A]
     if day == D2:
         return rows
-    rows += [ev(4, day, "10:30", "C1")]
-    rows += [ev(n, day, "10:20", "C3") for n in (10, 11)] + [ev(12, day, "10:40", "C3")]
-    rows += [ev(n, day, "10:05", "C1") for n in (20, 21, 22)]
-    rows += [ev(n, day, "11:00", "C3", etype="voice") for n in (30, 31, 32)]
-    rows += [ev(n, day, "12:10", "C2", etype="sms") for n in (40, 41, 42)]
-    rows += [ev(n, day, "13:30", "C1", fix=FIX) for n in (50, 51, 52)]
-    rows += [ev(n, day, "14:00", "C3", etype="handover") for n in (9001, 9002, 9003)]
+    rows += [ev(O1, day, "10:30", "C1")]
+    rows += [ev(n, day, "10:20", "C3") for n in B] + [ev(O2, day, "10:40", "C3")]
+    rows += [ev(n, day, "10:05", "C1") for n in MINORS]
+    rows += [ev(n, day, "11:00", "C3", etype="voice") for n in BIZ]
+    rows += [ev(n, day, "12:10", "C2", etype="sms") for n in R_]
+    rows += [ev(n, day, "13:30", "C1", fix=FIX) for n in X_]
+    rows += [ev(n, day, "14:00", "C3", etype="handover") for n in U_]
     rows += [
         ev(60, day, "09:00", "C1", number=""),                       # missing_msisdn ("" counts as missing)
         ev(61, day, "09:00", "C1", number="+49 170 0000061"),        # malformed_msisdn
@@ -128,11 +130,11 @@ def lake(spark, tmp_path_factory):
     spark.createDataFrame(
         [(msisdn(n), b, g, c) for n, (b, g, c) in PEOPLE.items()], SUBSCRIBERS).write.parquet(f"{raw}/subscribers")
     spark.createDataFrame([
-        (msisdn(3), True, False, at(dt.date(2026, 1, 1), "08:00")),
-        (msisdn(3), False, False, at(dt.date(2026, 3, 1), "08:00")),
-        (msisdn(4), True, False, at(dt.date(2026, 1, 1), "08:00")),
-        (msisdn(12), False, True, at(dt.date(2026, 1, 1), "08:00")),
-        (msisdn(12), True, False, at(D + dt.timedelta(days=10), "08:00")),  # after D, before the run
+        (msisdn(BACK_IN), True, False, at(dt.date(2026, 1, 1), "08:00")),
+        (msisdn(BACK_IN), False, False, at(dt.date(2026, 3, 1), "08:00")),
+        (msisdn(O1), True, False, at(dt.date(2026, 1, 1), "08:00")),
+        (msisdn(O2), False, True, at(dt.date(2026, 1, 1), "08:00")),
+        (msisdn(O2), True, False, at(D + dt.timedelta(days=10), "08:00")),  # after D, before the run
     ], PRIVACY_PREFERENCES).write.parquet(f"{raw}/privacy_preferences")
     old = dt.date(2020, 1, 1)
     spark.createDataFrame([
@@ -163,15 +165,15 @@ def footfall_rows(spark, cfg, day):
 
 
 EXPECTED_D = sorted([
-    ("10:00", h3of(SITES["C1"]), "25-34", "female", 3, RES),
-    ("15:00", h3of(SITES["C1"]), "25-34", "female", 3, RES),
-    ("12:00", h3of(SITES["C2"]), "45-54", "female", 3, RES),
-    ("13:00", h3of(FIX), "55-64", "male", 3, RES),
-    ("14:00", h3of(SITES["C3"]), "unknown", "unknown", 3, RES),
+    ("10:00", h3of(SITES["C1"]), "25-34", "female", 10, RES),
+    ("15:00", h3of(SITES["C1"]), "25-34", "female", 10, RES),
+    ("12:00", h3of(SITES["C2"]), "45-54", "female", 10, RES),
+    ("13:00", h3of(FIX), "55-64", "male", 10, RES),
+    ("14:00", h3of(SITES["C3"]), "unknown", "unknown", 10, RES),
 ])
 EXPECTED_D2 = sorted([
-    ("10:00", h3of(SITES["C1"]), "25-34", "female", 3, RES),
-    ("15:00", h3of(SITES["C1"]), "25-34", "female", 3, RES),
+    ("10:00", h3of(SITES["C1"]), "25-34", "female", 10, RES),
+    ("15:00", h3of(SITES["C1"]), "25-34", "female", 10, RES),
 ])
 
 
@@ -243,23 +245,24 @@ def test_summary_counts_reconcile(lake, runs):
     s1 = summary["pseudonymize"]
     assert s1["rows_in"] == len(events_for(D))
     assert (s1["excluded_opted_out"], s1["quarantined_total"], s1["excluded_minor"], s1["excluded_business"]) == (
-        2, 5, 3, 3)
+        2, 5, len(MINORS), len(BIZ))
     assert s1["rows_in"] == (s1["excluded_opted_out"] + s1["quarantined_total"] + s1["excluded_minor"]
                              + s1["excluded_business"] + s1["rows_out"])
     assert sum(s1["quarantined"].values()) == s1["quarantined_total"]
     assert summary["anonymize"]["rows_in"] == s1["rows_out"]
     assert summary["aggregate"]["footfall_released"] == len(EXPECTED_D)
-    assert summary["aggregate"]["footfall_suppressed_below_k"] >= 1  # group B
+    assert summary["aggregate"]["footfall_suppressed_below_k"] == 1  # group B, the only group of its cell-window
+    assert summary["aggregate"]["footfall_suppressed_secondary"] == 0
 
 
 def test_opted_out_subscribers_change_nothing(spark, lake, runs, tmp_path):
     """Removing the opted-out people from the raw lake gives the identical release."""
     conf, cfg = lake
     pseudo = read(spark, cfg, "pseudonymized_events", D)
-    n1 = hmac.new(bytes.fromhex(os.environ["MI_NETWORK_KEY"]), msisdn(4).encode(), hashlib.sha256).hexdigest()
-    n2 = hmac.new(bytes.fromhex(os.environ["MI_NETWORK_KEY"]), msisdn(12).encode(), hashlib.sha256).hexdigest()
+    n1 = hmac.new(bytes.fromhex(os.environ["MI_NETWORK_KEY"]), msisdn(O1).encode(), hashlib.sha256).hexdigest()
+    n2 = hmac.new(bytes.fromhex(os.environ["MI_NETWORK_KEY"]), msisdn(O2).encode(), hashlib.sha256).hexdigest()
     assert pseudo.filter(F.col("pseudo_id").isin(n1, n2)).count() == 0
-    n3 = hmac.new(bytes.fromhex(os.environ["MI_NETWORK_KEY"]), msisdn(3).encode(), hashlib.sha256).hexdigest()
+    n3 = hmac.new(bytes.fromhex(os.environ["MI_NETWORK_KEY"]), msisdn(BACK_IN).encode(), hashlib.sha256).hexdigest()
     assert pseudo.filter(F.col("pseudo_id") == n3).count() == 2  # opted back in: counted
     # The same lake without them -> the same footfall.
     import shutil
@@ -267,7 +270,7 @@ def test_opted_out_subscribers_change_nothing(spark, lake, runs, tmp_path):
     raw2 = tmp_path / "raw"
     shutil.copytree(cfg.lake.raw, raw2)
     events = spark.read.parquet(f"{cfg.lake.raw}/network_events/event_date={D}")
-    events.filter(~F.col("msisdn").isin(msisdn(4), msisdn(12))).coalesce(1).write.mode("overwrite").parquet(
+    events.filter(~F.col("msisdn").isin(msisdn(O1), msisdn(O2))).coalesce(1).write.mode("overwrite").parquet(
         str(raw2 / "network_events" / f"event_date={D}"))
     code = pipeline.main(["--conf", str(conf), "--date", D.isoformat(),
                           "--set", f"lake.raw={raw2}", "--set", f"lake.curated={tmp_path / 'cur'}",
@@ -283,7 +286,7 @@ def test_opted_out_subscribers_change_nothing(spark, lake, runs, tmp_path):
 def test_daily_ids_differ_across_days_and_are_stable_within_one(spark, lake, runs):
     _, cfg = lake
     network, master = bytes.fromhex(os.environ["MI_NETWORK_KEY"]), bytes.fromhex(os.environ["MI_DAILY_KEY"])
-    pseudo = hmac.new(network, msisdn(1).encode(), hashlib.sha256).hexdigest()
+    pseudo = hmac.new(network, msisdn(A[0]).encode(), hashlib.sha256).hexdigest()
 
     def daily(day):
         k = hmac.new(master, f"daily/{day}".encode(), hashlib.sha256).digest()

@@ -199,7 +199,7 @@ def test_failed_audit_leaves_published_table_unchanged(spark, tmp_path, params):
 
     cfg = load_config(write_conf(tmp_path))
     cache = spark._jsparkSession.sharedState().cacheManager()
-    index = DeltaPublisher()(spark, cfg, [("footfall", _footfall(spark, 20), 2)], date=DATE)
+    index = DeltaPublisher()(spark, cfg, [("footfall", _footfall(spark, 20), 2)], date=DATE).report
     path = table_path(cfg.lake, "footfall")
     version = DeltaTable.forPath(spark, path).history(1).first()["version"]
     published = sorted(spark.read.format("delta").load(path).collect())
@@ -327,19 +327,31 @@ def test_write_holding_other_rows_than_audited_is_undone(spark, tmp_path, params
     doubling = DeltaPublisher(write=lambda df, p, *, date: write_date(
         df.union(df) if p == paths["presence"] else df, p, date=date))
     with pytest.raises(ValidationError, match="presence 2026-10-05: the write committed 2 rows but 1 were audited"):
-        doubling(spark, cfg, [("footfall", _footfall(spark, 30), 2), ("presence", presence, 1)], date=DATE)
+        doubling(spark, cfg, [("footfall", _footfall(spark, 35), 2), ("presence", presence, 1)], date=DATE)
     for table, path in paths.items():  # footfall passed its check, and was rolled back all the same
         assert sorted(spark.read.format("delta").load(path).collect()) == published[table], table
-        assert DeltaTable.forPath(spark, path).history(1).first()["operation"] == "RESTORE", table
+        ops = [r["operation"] for r in DeltaTable.forPath(spark, path).history().collect()]
+        assert next(op for op in ops if not op.startswith("VACUUM")) == "RESTORE", table
+        assert ops[0] == "VACUUM END", table  # the undone write's files are purged
 
 
-def test_an_empty_date_is_published_as_an_empty_commit(spark, tmp_path, params):
-    """An empty release is valid (nothing reached k); its commit holds no file and no row."""
+def test_an_empty_date_after_a_full_one_publishes_as_empty(spark, tmp_path, params):
+    """An empty release is valid (nothing reached k), after a full date as before one.
+
+    The reconciliation reads the commit this write made: an empty write makes none, and
+    the table's newest history entry is then another date's full write.
+    """
     from mobility.config import load_config
     from mobility.io import table_path
+    from mobility.ledger import read_ledger
     from mobility.publish import DeltaPublisher
 
     cfg = load_config(write_conf(tmp_path))
+    after = DATE + dt.timedelta(days=1)
     DeltaPublisher()(spark, cfg, [("footfall", _footfall(spark, 20), 2)], date=DATE)
-    DeltaPublisher()(spark, cfg, [("footfall", _footfall(spark, 20).limit(0), 0)], date=DATE)
-    assert spark.read.format("delta").load(table_path(cfg.lake, "footfall")).count() == 0
+    DeltaPublisher()(spark, cfg, [("footfall", _footfall(spark, 20).limit(0), 0)], date=after)
+    DeltaPublisher()(spark, cfg, [("footfall", _footfall(spark, 20).limit(0), 0)], date=DATE - dt.timedelta(days=1))
+    rows = spark.read.format("delta").load(table_path(cfg.lake, "footfall"))
+    assert sorted((r["date"], r["visitors"]) for r in rows.collect()) == [(DATE, 20), (DATE, 40)]
+    ledger = {(r["date"], r["rows"]) for r in read_ledger(spark, cfg.lake, "insights").collect()}
+    assert ledger == {(DATE, 2), (after, 0), (DATE - dt.timedelta(days=1), 0)}

@@ -1,4 +1,4 @@
-"""Disclosure control across released tables: secondary suppression and the privacy audit.
+"""Disclosure control across released tables: suppression and the privacy audit.
 
 Primary suppression (``visitors < k_min``) protects each row on its own. Rows can
 also be combined: footfall splits each (date, window, cell) by age band and gender,
@@ -7,20 +7,30 @@ the *same* way (every person has exactly one age band and gender per day). So::
 
     presence = sum over (age_band, gender) of footfall                      (1)
 
-and anyone can compute the remainder ``R = presence - sum(released footfall rows)``,
-which is the number of people in the suppressed groups. If exactly one group is
-suppressed, R *is* that group. The rule (secondary suppression):
+and anyone can compute the remainder ``R = presence - sum(released footfall rows)``.
 
-* presence is released only if it is ``>= k_min``;
-* for a cell-window whose presence is released, if ``0 < R < k_min``, suppress
-  further released footfall groups, smallest first, until ``R >= k_min``. This always
-  ends, because suppressing every group leaves ``R = presence >= k_min``.
+The rule (``remainder-guard-v1``): groups below ``k_min`` are suppressed (primary).
+Let ``R0`` be what they hold together and ``m`` the number of demographic labels
+(age bands x genders) the cell-window does not release. If ``0 < R0 < k_min`` (the
+suppressed people would be a small group) or ``R0 = m*(k_min - 1)`` (every missing
+label would have to hold exactly ``k_min - 1`` people), the cell-window's **whole
+breakdown** is suppressed (``secondary``) and only its total may be released.
+Presence is released iff it is at least ``k_min``.
 
-After it, R is 0 (nothing suppressed: nothing to hide) or at least ``k_min``.
+Why this survives an attacker who knows the rule: where a breakdown is released, the
+missing labels hold ``R0 >= k_min`` people, each fewer than ``k_min``, and not all at
+the maximum, so each missing label is consistent with at least two values below
+``k_min``; where it is suppressed, only the total is known, which many splits give.
+The secondary choice never depends on which released group is smallest. The earlier
+"smallest released sibling first" rule did, and could be inverted;
+``tests/test_disclosure.py`` checks the property exhaustively over small cell-windows
+for both rules.
+
 (1) is the only linear relation among released rows: OD flows count a different
 measure and release no totals, footfall and presence are released at one H3
 resolution (no parent/child sums), and daily ids do not link days. The audit
-enforces those assumptions too. See docs/privacy.md.
+enforces those assumptions too. Across *versions* of a date, ``mobility.release``
+checks republishing. See docs/privacy.md.
 """
 
 from __future__ import annotations
@@ -46,44 +56,41 @@ FINDINGS_SCHEMA = T.StructType(
 )
 
 
-def mark_suppression(footfall_groups: DataFrame, presence_counts: DataFrame, *, k_min: int) -> DataFrame:
+def mark_suppression(footfall_groups: DataFrame, *, k_min: int, labels: int) -> DataFrame:
     """Add ``suppression`` to every footfall group: null (released), ``primary`` or ``secondary``.
 
     Args:
         footfall_groups: all groups ``date, window_start, h3_cell, age_band, gender, visitors``
-            before any suppression.
-        presence_counts: all cell-windows ``date, window_start, h3_cell, visitors`` before
-            suppression (the presence that is released iff ``>= k_min``).
-        k_min: least number of people per released row and per derivable remainder.
+            before any suppression (their sum per cell-window is its presence, relation (1)).
+        k_min: least number of people per released row and per suppressed remainder.
+        labels: how many (age band, gender) labels exist (public: the configured bands
+            and ``unknown``, times the four genders).
 
-    Within each cell-window the groups that pass ``k_min`` are ordered by ascending
-    visitors (ties by age band, gender) and a running sum gives, for each, how many
-    people the earlier ones hold. A group is suppressed secondarily iff presence is
-    released, ``0 < R0 < k_min`` (``R0`` = presence minus all groups passing k) and
-    ``R0`` plus the earlier groups is still below ``k_min``: exactly the smallest
-    prefix that lifts the remainder to ``k_min``. Window functions only.
+    One window pass per cell-window; no ordering by value.
     """
     k = F.lit(k_min)
-    presence = presence_counts.select(*CELL_WINDOW, F.col("visitors").alias("_presence"))
-    passes = F.col("visitors") >= k
+    small = F.col("visitors") < k
     cw = Window.partitionBy(*CELL_WINDOW)
-    ordered = cw.orderBy("visitors", *DEMOGRAPHICS).rowsBetween(Window.unboundedPreceding, Window.currentRow)
-    eligible_visitors = F.when(passes, F.col("visitors")).otherwise(F.lit(0))
-    marked = (
-        footfall_groups.join(presence, on=list(CELL_WINDOW), how="left")
-        .withColumn("_r0", F.col("_presence") - F.sum(eligible_visitors).over(cw))
-        .withColumn("_before", F.sum(eligible_visitors).over(ordered) - eligible_visitors)
-    )
-    secondary = (
-        passes
-        & (F.col("_presence") >= k)
-        & (F.col("_r0") > 0)
-        & (F.col("_r0") < k)
-        & (F.col("_r0") + F.col("_before") < k)
-    )
-    return marked.withColumn(
-        "suppression", F.when(~passes, F.lit(PRIMARY)).when(secondary, F.lit(SECONDARY))
-    ).drop("_presence", "_r0", "_before")
+    remainder = F.sum(F.when(small, F.col("visitors")).otherwise(F.lit(0))).over(cw)
+    missing = F.lit(labels) - F.sum(F.when(small, F.lit(0)).otherwise(F.lit(1))).over(cw)
+    whole = (remainder > 0) & ((remainder < k) | (remainder >= missing * F.lit(k_min - 1)))
+    return footfall_groups.withColumn("suppression", F.when(small, F.lit(PRIMARY)).when(whole, F.lit(SECONDARY)))
+
+
+def released_breakdown(sizes: list[int], k_min: int, labels: int) -> list[int] | None:
+    """The rule on one cell-window in plain Python (the reference for tests and the exhaustive check).
+
+    ``sizes`` are the sizes of the labels present (zeros are ignored). Returns the
+    released sizes (in the order given), or None when the breakdown is suppressed.
+    Presence (their sum) is released iff it is at least ``k_min``.
+    """
+    present = [s for s in sizes if s > 0]
+    released = [s for s in present if s >= k_min]
+    remainder = sum(present) - sum(released)
+    missing = labels - len(released)
+    if remainder > 0 and (remainder < k_min or remainder >= missing * (k_min - 1)):
+        return None
+    return released
 
 
 def _finding(df: DataFrame, kind: str, *, cell: str | None, value: str) -> DataFrame:
@@ -98,13 +105,14 @@ def _finding(df: DataFrame, kind: str, *, cell: str | None, value: str) -> DataF
 
 
 def audit_release(footfall: DataFrame | None, presence: DataFrame | None, od_flows: DataFrame | None,
-                  k_min: int) -> DataFrame:
+                  k_min: int, *, labels: int | None = None) -> DataFrame:
     """Search released tables for small groups that are visible or derivable. Stable API.
 
     Args:
         footfall, presence, od_flows: frames in the ``insights/*`` contracts (DESIGN.md),
             any number of dates; ``None`` for a table that is not checked.
         k_min: the release threshold.
+        labels: the number of (age band, gender) labels; enables the ``pinned_remainder`` check.
 
     Returns:
         A DataFrame ``kind, date, window_start, cell, value`` (:data:`FINDINGS_SCHEMA`),
@@ -117,13 +125,14 @@ def audit_release(footfall: DataFrame | None, presence: DataFrame | None, od_flo
           subtraction;
         * ``negative_remainder`` — released footfall rows sum to more than the released
           presence: the tables break relation (1), on which the rule relies;
+        * ``pinned_remainder`` — (with ``labels``) the remainder equals (missing labels) x
+          (k_min - 1): every missing label would hold exactly k_min - 1 people;
+        * ``footfall_without_presence`` — footfall rows of a cell-window whose presence is
+          not released (impossible under the rule: their sum alone is at least k_min);
         * ``multiple_resolutions:<table>`` — a date holds ``value`` > 1 H3 resolutions,
           which would create parent/child sums;
         * ``resolution_mismatch`` — footfall and presence of a date differ in resolution.
 
-        Footfall rows whose cell-window has no released presence are *not* a finding:
-        presence is then below k_min, and the only released relation involving those
-        rows is their sum, which is ``>= k_min`` since every term is.
     """
     if footfall is None and presence is None and od_flows is None:
         raise ValueError("audit_release needs at least one table")
@@ -150,6 +159,13 @@ def audit_release(footfall: DataFrame | None, presence: DataFrame | None, od_flo
         parts.append(_finding(remainder.filter((F.col("r") > 0) & (F.col("r") < k)), "derivable_remainder",
                               cell="h3_cell", value="r"))
         parts.append(_finding(remainder.filter(F.col("r") < 0), "negative_remainder", cell="h3_cell", value="r"))
+        if labels is not None:  # every missing label pinned at k_min - 1
+            counts = footfall.groupBy(*CELL_WINDOW).agg(F.count(F.lit(1)).alias("_n"))
+            pinned = remainder.join(counts, on=list(CELL_WINDOW), how="inner").filter(
+                (F.col("r") > 0) & (F.col("r") >= (F.lit(labels) - F.col("_n")) * F.lit(k_min - 1)))
+            parts.append(_finding(pinned, "pinned_remainder", cell="h3_cell", value="r"))
+        orphans = sums.join(presence.select(*CELL_WINDOW), on=list(CELL_WINDOW), how="left_anti")
+        parts.append(_finding(orphans, "footfall_without_presence", cell="h3_cell", value="_released"))
         res_f = footfall.groupBy("date").agg(F.min("h3_resolution").alias("rf"), F.max("h3_resolution").alias("xf"))
         res_p = presence.groupBy("date").agg(F.min("h3_resolution").alias("rp"), F.max("h3_resolution").alias("xp"))
         mismatch = res_f.join(res_p, on="date", how="inner").filter(

@@ -22,11 +22,12 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from contract.columns import h3_parent, h3_resolution_of, window_start
+from contract.vocabulary import RELEASE_KEYS
 from transforms.hashing import KeyedHash
 from transforms.stage3 import DistinctPeople, distinct_people
 
-OD_KEYS = ("date", "window_start", "origin_h3", "destination_h3", "age_band", "gender")
-PRESENCE_KEYS = ("date", "window_start", "h3_cell")
+OD_KEYS = RELEASE_KEYS["od_flows"]
+PRESENCE_KEYS = RELEASE_KEYS["presence"]
 
 
 # --- stage 2: location at the OD resolution, stays, trips ----------------------------------------

@@ -15,7 +15,9 @@ from collections.abc import Callable
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-FOOTFALL_KEYS = ("date", "window_start", "h3_cell", "age_band", "gender")
+from contract.vocabulary import RELEASE_KEYS
+
+FOOTFALL_KEYS = RELEASE_KEYS["footfall"]
 # How people are counted per group: a function of the id column giving an aggregate.
 DistinctPeople = Callable[..., Column]
 

@@ -1,0 +1,269 @@
+"""The release ledger: the one commit point of every publication, and the record of its policy.
+
+Every publication (stage 1's two tables, stage 2's two, stage 3's three) writes each
+table's new Delta version first and then appends one row per table to the ledger of
+its zone **in a single Delta commit**. That append is the commit point:
+
+* readers (``mobility.release.read_release`` for buyers, the later stages for curated
+  inputs) read each table at the version the ledger names for the date, so a release
+  is all of its tables or none;
+* a run that finds a table at a version newer than the ledger knows (a crash between
+  the table commits and the ledger commit) restores it to the ledger's version and
+  purges the leftover files before doing anything else (:func:`recover`).
+
+Ledgers: ``<lake.insights>/_release_ledger`` (the release ledger: buyers and auditors
+read it) and ``<lake.curated>/_publish_ledger`` (the restricted zone's own). One row
+per published table and date: run id, time, job, table, Delta version, rows, content
+digest, and the policy the release was made under.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+
+from pyspark.errors import AnalysisException
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from contract.errors import InputError
+from mobility.config import Config, LakeConfig
+from mobility.io import CURATED_TABLES, INSIGHTS_TABLES, is_delta_table, path_exists, table_path
+
+RELEASE_LEDGER = "_release_ledger"
+PUBLISH_LEDGER = "_publish_ledger"
+# The rule that decides which footfall groups are released (see transforms/disclosure.py).
+SUPPRESSION_RULE = "remainder-guard-v1"
+
+SCHEMA = T.StructType([
+    T.StructField("run_id", T.StringType(), False),
+    T.StructField("recorded_at", T.TimestampType(), False),
+    T.StructField("job", T.StringType(), False),
+    T.StructField("event", T.StringType(), False),  # published | recovered
+    T.StructField("date", T.DateType(), True),
+    T.StructField("table_name", T.StringType(), False),
+    T.StructField("version", T.LongType(), False),
+    T.StructField("rows", T.LongType(), True),
+    T.StructField("digest", T.StringType(), True),
+    T.StructField("mode", T.StringType(), True),
+    T.StructField("k_min", T.IntegerType(), True),
+    T.StructField("h3_resolution", T.IntegerType(), True),
+    T.StructField("od_h3_resolution", T.IntegerType(), True),
+    T.StructField("window_minutes", T.IntegerType(), True),
+    T.StructField("age_band_edges", T.StringType(), True),
+    T.StructField("suppression", T.StringType(), True),
+    T.StructField("note", T.StringType(), True),
+])
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What a release was made under; two releases of a date must share it."""
+
+    mode: str
+    k_min: int
+    h3_resolution: int
+    od_h3_resolution: int
+    window_minutes: int
+    age_band_edges: str
+    suppression: str
+
+    @classmethod
+    def of(cls, cfg: Config) -> Policy:
+        g = cfg.generalization
+        return cls(mode="k_anonymity", k_min=cfg.privacy.k_min, h3_resolution=g.h3_resolution,
+                   od_h3_resolution=g.od_h3_resolution, window_minutes=g.window_minutes,
+                   age_band_edges=json.dumps(list(g.age_band_edges)), suppression=SUPPRESSION_RULE)
+
+    @classmethod
+    def from_row(cls, row) -> Policy:
+        return cls(**{f: row[f] for f in cls.__dataclass_fields__})
+
+    def differences(self, other: Policy) -> list[str]:
+        """``key: this -> other`` for every field that differs."""
+        a, b = asdict(self), asdict(other)
+        return [f"{k}: {a[k]} -> {b[k]}" for k in a if a[k] != b[k]]
+
+
+def zone_of(table: str) -> str:
+    if table in INSIGHTS_TABLES:
+        return "insights"
+    if table in CURATED_TABLES:
+        return "curated"
+    raise ValueError(f"unknown table '{table}'")
+
+
+def ledger_path(lake: LakeConfig, zone: str) -> str:
+    if zone == "insights":
+        return f"{lake.insights.rstrip('/')}/{RELEASE_LEDGER}"
+    if zone == "curated":
+        return f"{lake.curated.rstrip('/')}/{PUBLISH_LEDGER}"
+    raise ValueError(f"unknown zone '{zone}'")
+
+
+def read_ledger(spark: SparkSession, lake: LakeConfig, zone: str) -> DataFrame:
+    """The whole ledger of a zone (empty, with the schema, if nothing was ever published)."""
+    path = ledger_path(lake, zone)
+    if not is_delta_table(spark, path):
+        return spark.createDataFrame([], SCHEMA)
+    return spark.read.format("delta").load(path)
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex
+
+
+def append(spark: SparkSession, lake: LakeConfig, zone: str, rows: Iterable[dict]) -> None:
+    """Append ledger rows in ONE Delta commit (the commit point of a publication)."""
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    full = [{f.name: r.get(f.name) for f in SCHEMA.fields} | {"recorded_at": r.get("recorded_at") or now}
+            for r in rows]
+    if not full:
+        return
+    spark.createDataFrame(full, SCHEMA).write.format("delta").mode("append").save(ledger_path(lake, zone))
+
+
+def table_version(spark: SparkSession, path: str) -> int | None:
+    """The table's current Delta version, or None if there is no table yet."""
+    from delta.tables import DeltaTable
+
+    if not is_delta_table(spark, path):
+        return None
+    return int(DeltaTable.forPath(spark, path).history(1).first()["version"])
+
+
+def known_versions(spark: SparkSession, lake: LakeConfig, zone: str, tables: Iterable[str]) -> dict[str, int | None]:
+    """The newest version the ledger knows of each table (None: never published)."""
+    tables = list(tables)
+    rows = (read_ledger(spark, lake, zone).filter(F.col("table_name").isin(tables))
+            .groupBy("table_name").agg(F.max("version").alias("v")).collect())  # one row per table
+    known = {r["table_name"]: int(r["v"]) for r in rows}
+    return {t: known.get(t) for t in tables}
+
+
+def vacuum_now(spark: SparkSession, path: str) -> None:
+    """Remove every file the table's current version does not reference (superseded versions become unreadable)."""
+    from delta.tables import DeltaTable
+
+    key = "spark.databricks.delta.retentionDurationCheck.enabled"
+    previous = spark.conf.get(key, "true")
+    spark.conf.set(key, "false")
+    try:
+        DeltaTable.forPath(spark, path).vacuum(0.0)
+    finally:
+        spark.conf.set(key, previous)
+
+
+# Commits that change no row (file housekeeping): a table whose only commits since the
+# ledger's version are these holds what the ledger recorded.
+HOUSEKEEPING = ("VACUUM START", "VACUUM END", "SET TBLPROPERTIES", "OPTIMIZE", "REORG")
+
+
+def unrecorded_changes(spark: SparkSession, path: str, known: int | None) -> list[int]:
+    """Versions after ``known`` whose commit changed data (everything if ``known`` is None)."""
+    from delta.tables import DeltaTable
+
+    since = -1 if known is None else known
+    history = DeltaTable.forPath(spark, path).history().select("version", "operation")
+    return sorted(int(r["version"]) for r in history.filter(F.col("version") > since).collect()
+                  if r["operation"] not in HOUSEKEEPING)
+
+
+def recover(spark: SparkSession, lake: LakeConfig, tables: Iterable[str], *, job: str) -> list[str]:
+    """Roll back every table the ledger does not know at its current version; return what was healed.
+
+    A version newer than the ledger's is the leftover of a run that died between its
+    table commits and its ledger commit: nobody reading through the ledger ever saw it.
+    The table is restored to the ledger's version (or emptied if the ledger never knew
+    it), its leftover files are purged, and the recovery is recorded so that the next
+    run finds the table and the ledger in agreement. Idempotent: a crash during
+    recovery is healed by the next one.
+    """
+    from delta.tables import DeltaTable
+
+    healed: list[str] = []
+    by_zone: dict[str, list[str]] = {}
+    for t in tables:
+        by_zone.setdefault(zone_of(t), []).append(t)
+    for zone, zone_tables in by_zone.items():
+        records = []
+        for table, known in known_versions(spark, lake, zone, zone_tables).items():
+            path = table_path(lake, table)
+            current = table_version(spark, path)
+            if current is None or current == known or not unrecorded_changes(spark, path, known):
+                continue
+            if known is None:
+                DeltaTable.forPath(spark, path).delete()  # created by a run that never committed
+                note = f"removed the rows of an unrecorded first publication (versions 0..{current})"
+            else:
+                DeltaTable.forPath(spark, path).restoreToVersion(known)
+                note = f"restored version {known}; discarded unrecorded versions {known + 1}..{current}"
+            vacuum_now(spark, path)
+            records.append({"run_id": new_run_id(), "job": job, "event": "recovered", "table_name": table,
+                            "version": table_version(spark, path), "note": note})
+            healed.append(f"{table}: {note}")
+        append(spark, lake, zone, records)
+    return healed
+
+
+def published(spark: SparkSession, lake: LakeConfig, zone: str, date: dt.date) -> DataFrame:
+    """The ledger's publications of ``date``, newest last."""
+    return (read_ledger(spark, lake, zone)
+            .filter((F.col("event") == F.lit("published")) & (F.col("date") == F.lit(date)))
+            .orderBy("recorded_at", "table_name"))
+
+
+def latest_publication(spark: SparkSession, lake: LakeConfig, zone: str, date: dt.date) -> dict[str, dict]:
+    """``{table: ledger row as dict}`` of the newest publication of ``date`` (empty if none)."""
+    rows = [r.asDict() for r in published(spark, lake, zone, date).collect()]  # a few rows per release
+    if not rows:
+        return {}
+    last = max(rows, key=lambda r: r["recorded_at"])["run_id"]
+    return {r["table_name"]: r for r in rows if r["run_id"] == last}
+
+
+def read_pinned(spark: SparkSession, lake: LakeConfig, table: str, date: dt.date, *, what: str) -> DataFrame:
+    """One date of a table, at the version its newest publication of that date recorded.
+
+    Raises FileNotFoundError when the date was never published. Time travel may be
+    gone (log retention); the current version is then used if the ledger's row count
+    and digest of the date still match it, else InputError.
+    """
+    rows = [r.asDict() for r in published(spark, lake, zone_of(table), date)
+            .filter(F.col("table_name") == F.lit(table)).collect()]  # one row per publication of the date
+    row = max(rows, key=lambda r: r["recorded_at"]) if rows else None
+    path = table_path(lake, table)
+    if row is None:
+        raise FileNotFoundError(f"{what} of {date.isoformat()} was never published (no entry in the ledger at "
+                                f"{ledger_path(lake, zone_of(table))}): run the previous stage first")
+    at_date = F.col("date") == F.lit(date)
+    try:
+        pinned = spark.read.format("delta").option("versionAsOf", int(row["version"])).load(path).filter(at_date)
+        missing = [f for f in pinned.inputFiles() if not path_exists(spark, f)]  # the date's files only
+        if not missing:
+            return pinned
+        reason = f"{len(missing)} of its files were purged"
+    except AnalysisException as exc:  # the version's log entry is gone (log retention)
+        reason = str(exc).splitlines()[0]
+    current = spark.read.format("delta").load(path).filter(at_date)
+    if row["digest"] is not None and fingerprint(current) == (row["rows"], row["digest"]):
+        return current
+    raise InputError(f"{what} of {date.isoformat()}: version {row['version']} recorded in the ledger cannot be read "
+                     f"({reason}) and the current version is not provably the same")
+
+
+def fingerprint(df: DataFrame) -> tuple[int, str]:
+    """Rows and an order-independent content digest of a frame (one aggregation).
+
+    The digest is the sum of the first 60 bits of each row's SHA-256 over its JSON, as
+    hex: equal frames give equal digests whatever their order or file layout.
+    """
+    row_hash = F.conv(F.substring(F.sha2(F.to_json(F.struct(*sorted(df.columns))), 256), 1, 15), 16, 10)
+    r = df.agg(F.count(F.lit(1)).alias("n"),
+               F.coalesce(F.sum(row_hash.cast("decimal(38,0)")), F.lit(0).cast("decimal(38,0)")).alias("s")).first()
+    return int(r["n"]), format(int(r["s"]), "x")
+
