@@ -253,6 +253,19 @@ def test_forged_posts_without_csrf_token_are_refused(server):
         assert conn.execute(select(func.count()).select_from(consent_changes)).scalar_one() == n_changes
 
 
+def test_a_form_on_another_site_cannot_post_to_the_portal(server, page):
+    """A cross-site form (as an attacker's page would hold) gets the 403 page, nothing happens."""
+    page.goto(f"{server.url}/?lang=en")  # the victim has a session with the portal
+    page.set_content(f'''<form method="post" action="{server.url}/choices">
+        <input name="analytics" value="no"><input name="offers" value="yes"><button>go</button></form>''')
+    with page.expect_response(lambda r: r.url.endswith("/choices")) as resp:
+        page.click("button")
+    assert resp.value.status == 403
+    page.wait_for_load_state()
+    assert "This form cannot be accepted" in page.inner_text("main")
+    shot(page, "12-forbidden-en")
+
+
 def test_cookies_and_headers(server):
     r = httpx.get(f"{server.url}/")
     cookie = r.headers["set-cookie"].lower()
