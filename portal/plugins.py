@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 import json
+import logging
 import threading
 from pathlib import Path
 from typing import Protocol
@@ -66,6 +67,11 @@ class LakeSubscribers:
 
     def __init__(self, cfg: Config) -> None:
         self.raw = cfg.lake.raw
+        fs, path = lake.resolve(f"{self.raw.rstrip('/')}/subscribers")
+        if not lake.parquet_files(fs, path):
+            logging.getLogger("portal").warning(
+                "portal: no CRM snapshot at %s/subscribers, so no number is a customer and no code is sent "
+                "(run `make demo` first, or set portal.customer_check=any)", self.raw)
 
     def is_customer(self, msisdn: str) -> bool:
         return lake.is_subscriber(self.raw, msisdn)
