@@ -89,6 +89,11 @@ def test_opt_out_of_analytics(server, page, caplog):
     assert page.is_checked("#analytics-no") and page.is_checked("#offers-no")
     shot(page, "4-saved-en")
     assert changes(server, CUSTOMER_A) == [(True, False, "portal")]
+    # The number is in clear only in the consent log (the export needs it there).
+    with server.engine.connect() as conn:
+        for table in (codes, sessions):
+            dump = repr(conn.execute(select(table)).all())
+            assert CUSTOMER_A not in dump and CUSTOMER_A[2:] not in dump, table.name
     # Logs carry a keyed hash, never the number.
     assert "change recorded" in caplog.text
     for form in (CUSTOMER_A, "170 1111 0001", "1111 0001"):
@@ -264,6 +269,23 @@ def test_a_form_on_another_site_cannot_post_to_the_portal(server, page):
     page.wait_for_load_state()
     assert "This form cannot be accepted" in page.inner_text("main")
     shot(page, "12-forbidden-en")
+
+
+def test_codes_per_client_are_limited(tmp_path):
+    conf = portal_conf(tmp_path, customer_check="any", max_codes_per_client_per_hour=2)
+    with PortalServer(conf) as srv, httpx.Client(base_url=srv.url) as client:
+        statuses = []
+        for number in ("4917022220001", "4917022220002", "4917022220003"):
+            token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/").text).group(1)
+            statuses.append(client.post("/code", data={"msisdn": number, "csrf_token": token}).status_code)
+        assert statuses == [303, 303, 429]
+        assert [m["to"] for m in srv.messages()] == ["4917022220001", "4917022220002"]
+
+
+def test_secure_cookies_when_configured(tmp_path):
+    with PortalServer(portal_conf(tmp_path, secure_cookies=True)) as srv:
+        cookie = httpx.get(f"{srv.url}/").headers["set-cookie"].lower()
+    assert "; secure" in cookie and "httponly" in cookie and "samesite=strict" in cookie
 
 
 def test_cookies_and_headers(server):
