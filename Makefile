@@ -78,3 +78,10 @@ bench: setup
 	$(PYTHON) -m benchmarks.run --n $(N) --seed $(BENCH_SEED) --repeats $(BENCH_REPEATS) \
 		--scale $(BENCH_SCALE) --scale-repeats $(BENCH_SCALE_REPEATS) \
 		$(if $(BENCH_WARMUP),--warmup $(BENCH_WARMUP))
+
+# The self-service privacy portal (README, "Privacy portal"): 127.0.0.1, codes in the local
+# outbox. `make portal PORTAL_CONF=... PORTAL_ARGS="--set portal.port=8080"`.
+PORTAL_CONF ?= conf/local.yaml
+.PHONY: portal
+portal: setup
+	@bash scripts/portal.sh $(PORTAL_CONF)

@@ -10,6 +10,7 @@ environment variables that hold them (see :mod:`mobility.secrets`).
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -86,6 +87,32 @@ class SparkConfig:
 
 
 @dataclass(frozen=True)
+class PortalConfig:
+    """The self-service privacy portal and its export (``portal/``, ``jobs.export_preferences``).
+
+    ``key_env`` names the variable holding the portal's secret (sessions, CSRF, number
+    hashes); ``sender`` is ``outbox`` (JSON lines at ``outbox``) or ``module:Class``;
+    ``customer_check`` is ``subscribers`` (``<lake.raw>/subscribers``), ``any`` or
+    ``module:Class``. The database URL never holds a password (libpq's PGPASSWORD or
+    .pgpass do).
+    """
+
+    database_url: str
+    key_env: str
+    sender: str
+    outbox: str
+    customer_check: str
+    secure_cookies: bool
+    code_ttl_seconds: int
+    session_ttl_seconds: int
+    max_attempts_per_code: int
+    max_codes_per_number_per_hour: int
+    max_codes_per_client_per_hour: int
+    host: str
+    port: int
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole validated configuration of one environment."""
 
@@ -96,6 +123,8 @@ class Config:
     quality: QualityConfig
     insights: InsightsConfig
     spark: SparkConfig
+    # Optional: only the portal and jobs.export_preferences need it (they fail without it).
+    portal: PortalConfig | None = None
 
 
 def _coerce(value: Any, annotation: Any, key: str) -> Any:
@@ -191,6 +220,19 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(f"config key 'insights.market_share' must be in (0, 1], got {i.market_share}")
     if i.stay_min_minutes <= 0:
         raise ConfigError("config key 'insights.stay_min_minutes' must be positive")
+    if cfg.portal is not None:
+        _validate_portal(cfg.portal)
+
+
+def _validate_portal(pc: PortalConfig) -> None:
+    if re.search(r"://[^/@]*:[^/@]*@", pc.database_url):
+        raise ConfigError("config key 'portal.database_url' must not hold a password (use PGPASSWORD or .pgpass)")
+    for key in ("code_ttl_seconds", "session_ttl_seconds", "max_attempts_per_code",
+                "max_codes_per_number_per_hour", "max_codes_per_client_per_hour"):
+        if getattr(pc, key) < 1:
+            raise ConfigError(f"config key 'portal.{key}' must be at least 1, got {getattr(pc, key)}")
+    if not 1 <= pc.port <= 65535:
+        raise ConfigError(f"config key 'portal.port' must be 1..65535, got {pc.port}")
 
 
 def parse_overrides(overrides: list[str]) -> list[tuple[list[str], Any]]:
@@ -246,9 +288,14 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
     unknown = sorted(set(data) - set(hints))
     if unknown:
         raise ConfigError(f"unknown config section '{unknown[0]}'")
+    optional = {f.name for f in dataclasses.fields(Config) if f.default is not dataclasses.MISSING}
     for name, cls in hints.items():
+        if name not in data and name in optional:
+            continue
         if name not in data:
             raise ConfigError(f"missing config section '{name}'")
+        if name in optional:
+            cls = next(a for a in typing.get_args(cls) if a is not type(None))
         sections[name] = _build(cls, data[name], name)
     cfg = Config(**sections)
     _validate(cfg)
