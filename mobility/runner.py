@@ -37,14 +37,18 @@ class Context:
     run_ts: dt.datetime
     secrets: dict[str, Secret]
     summary: dict[str, Any] = field(default_factory=dict)
+    args: argparse.Namespace | None = None  # the parsed command line, for jobs with extra arguments
 
 
-def parse_args(prog: str, argv: list[str] | None) -> argparse.Namespace:
+def parse_args(prog: str, argv: list[str] | None,
+               extra_args: Callable[[argparse.ArgumentParser], None] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog=prog)
     p.add_argument("--conf", required=True, help="config file, e.g. conf/local.yaml")
     p.add_argument("--date", required=True, help="event date to process, YYYY-MM-DD")
     p.add_argument("--set", action="append", default=[], metavar="section.key=value",
                    help="override a config key (repeatable)")
+    if extra_args is not None:
+        extra_args(p)  # a job's own arguments, e.g. jobs.store_report's --stores
     return p.parse_args(argv)
 
 
@@ -65,14 +69,16 @@ def format_summary(job: str, date: dt.date, summary: dict[str, Any]) -> str:
 
 
 def run_job(job: str, argv: list[str] | None, body: Callable[[Context], None], *,
-            secrets: tuple[str, ...]) -> int:
+            secrets: tuple[str, ...],
+            extra_args: Callable[[argparse.ArgumentParser], None] | None = None) -> int:
     """Run ``body`` as a command-line job.
 
     ``secrets`` names the config fields (``network_key_env``, ``daily_key_env``) whose
     secrets the job needs; they are read before the Spark session starts, so a
-    missing secret fails the run with nothing written.
+    missing secret fails the run with nothing written. ``extra_args`` may add a job's
+    own arguments to the parser; the body finds them in ``ctx.args``.
     """
-    args = parse_args(f"python -m jobs.{job}", argv)
+    args = parse_args(f"python -m jobs.{job}", argv, extra_args)
     try:
         date = dt.date.fromisoformat(args.date)
     except ValueError:
@@ -88,7 +94,7 @@ def run_job(job: str, argv: list[str] | None, body: Callable[[Context], None], *
 
     spark = build_session(f"mobility-insights-{job}", cfg.spark)
     ctx = Context(spark=spark, cfg=cfg, date=date, run_ts=dt.datetime.now(dt.UTC).replace(tzinfo=None),
-                  secrets=keys)
+                  secrets=keys, args=args)
     try:
         body(ctx)
     except (InputError, ValidationError, FileNotFoundError) as exc:
