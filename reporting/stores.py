@@ -107,11 +107,12 @@ def readme_text(*, date: dt.date, policy: dict[str, Any], resolution: int, windo
     ])
 
 
-def _caption(store: Store, *, date: dt.date, policy: dict[str, Any], resolution: int, n_cells: int) -> str:
+def _caption(store: Store, *, date: dt.date, policy: dict[str, Any], resolution: int, n_cells: int,
+             width: int = 190) -> str:
     return "\n".join(textwrap.wrap(
-        f"Sum of released cell-hour groups over the {n_cells} H3 cells (resolution {resolution}) whose "
+        f"Sum of released cell-hour groups over the {n_cells} H3 cell(s) (resolution {resolution}) whose "
         f"hexagon intersects the {store.radius_m:g} m circle around the store, {date.isoformat()}, times in UTC. "
-        + SUM_MEANING + f" Release protection: {policy['text']}.", width=150))
+        + SUM_MEANING + f" Release protection: {policy['text']}.", width=width))
 
 
 def store_chart_png(store: Store, rows: pd.DataFrame, *, date: dt.date, policy: dict[str, Any],
@@ -125,13 +126,15 @@ def store_chart_png(store: Store, rows: pd.DataFrame, *, date: dt.date, policy: 
     from matplotlib.figure import Figure
 
     title = f"{store.name} ({store.store_id}), {date.isoformat()}: visitors per hour by target group"
-    caption = _caption(store, date=date, policy=policy, resolution=resolution, n_cells=n_cells)
+    caption = _caption(store, date=date, policy=policy, resolution=resolution, n_cells=n_cells,
+                       width=150 if rows["status"].eq(STATUS_NO_DATA).all() else 190)
+    cells_word = "cell" if n_cells == 1 else "cells"
     released = rows[rows["status"] == STATUS_RELEASED]
     if released.empty:
         fig = Figure(figsize=(12, 3.2), dpi=100)
         fig.suptitle(title, fontsize=13, fontweight="bold", x=0.02, ha="left")
         fig.text(0.5, 0.55, "No released data", ha="center", va="center", fontsize=22, color="#b03a2e")
-        fig.text(0.5, 0.36, f"None of the {n_cells} H3 cells covering this store has a released footfall row "
+        fig.text(0.5, 0.36, f"None of the {n_cells} H3 {cells_word} covering this store has a released footfall row "
                  "on this date.\nThis is not zero visitors: groups below the release threshold are suppressed.",
                  ha="center", va="center", fontsize=10)
         fig.text(0.02, 0.03, caption, fontsize=7.5, color="#444444", va="bottom")
@@ -190,7 +193,7 @@ def store_chart_png(store: Store, rows: pd.DataFrame, *, date: dt.date, policy: 
                         color="white" if v > 0.6 * vmax else "black")
     fig.colorbar(im, cax=cax).set_label("sum of released groups", fontsize=8)
     fig.suptitle(title, fontsize=13, fontweight="bold", x=0.02, ha="left")
-    fig.text(0.02, 1 - 0.55 / height, "Grey = no released row (suppressed or nobody): unknown, not zero.",
+    fig.text(0.02, 1 - 0.55 / height, "Grey / n/r = no released row (suppressed or nobody): unknown, not zero.",
              fontsize=9, color="#444444")
     fig.text(0.02, 0.1 / height, caption, fontsize=7.5, color="#444444", va="bottom")
     return _png(fig)
