@@ -21,7 +21,8 @@ import sys
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from mobility.config import ConfigError, load_config
+from contract.errors import ConfigError
+from mobility.config import load_config
 from mobility.runner import format_summary, parse_args
 
 JOB = "export_preferences"

@@ -45,14 +45,18 @@ class Context:
     kernels: Any = None
     publisher: Publisher = field(default_factory=DeltaPublisher)
     summary: dict[str, Any] = field(default_factory=dict)
+    args: argparse.Namespace | None = None  # the parsed command line, for jobs with extra arguments
 
 
-def parse_args(prog: str, argv: list[str] | None) -> argparse.Namespace:
+def parse_args(prog: str, argv: list[str] | None,
+               extra_args: Callable[[argparse.ArgumentParser], None] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog=prog)
     p.add_argument("--conf", required=True, help="config file, e.g. conf/local.yaml")
     p.add_argument("--date", required=True, help="event date to process, YYYY-MM-DD")
     p.add_argument("--set", action="append", default=[], metavar="section.key=value",
                    help="override a config key (repeatable)")
+    if extra_args is not None:
+        extra_args(p)  # a job's own arguments, e.g. jobs.store_report's --stores
     return p.parse_args(argv)
 
 
@@ -73,14 +77,16 @@ def format_summary(job: str, date: dt.date, summary: dict[str, Any]) -> str:
 
 
 def run_job(job: str, argv: list[str] | None, body: Callable[[Context], None], *, needs: tuple[str, ...] = (),
-            kernels: Any = None, publisher: Publisher | None = None) -> int:
+            kernels: Any = None, publisher: Publisher | None = None,
+            extra_args: Callable[[argparse.ArgumentParser], None] | None = None) -> int:
     """Run ``body`` as a command-line job.
 
     ``needs`` names the secrets the job uses (``network``, ``daily``); they are read
     before the Spark session starts, so a missing secret fails the run with nothing
-    written.
+    written. ``extra_args`` may add a job's own arguments to the parser; the body
+    finds them in ``ctx.args``.
     """
-    args = parse_args(f"python -m jobs.{job}", argv)
+    args = parse_args(f"python -m jobs.{job}", argv, extra_args)
     try:
         date = dt.date.fromisoformat(args.date)
     except ValueError:
@@ -94,7 +100,7 @@ def run_job(job: str, argv: list[str] | None, body: Callable[[Context], None], *
         return 2
     spark = build_session(f"mobility-insights-{job}", cfg.spark)
     ctx = Context(spark=spark, cfg=cfg, date=date, run_ts=dt.datetime.now(dt.UTC).replace(tzinfo=None), keys=keys,
-                  job=job, kernels=kernels, publisher=publisher or DeltaPublisher())
+                  job=job, kernels=kernels, publisher=publisher or DeltaPublisher(), args=args)
     try:
         body(ctx)
     except (InputError, ValidationError, FileNotFoundError) as exc:

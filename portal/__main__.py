@@ -11,7 +11,8 @@ import argparse
 import logging
 import sys
 
-from mobility.config import ConfigError, load_config
+from contract.errors import ConfigError
+from mobility.config import load_config
 from mobility.secrets import SecretError, read_secret
 
 

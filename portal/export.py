@@ -32,7 +32,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlalchemy import Engine, func, insert, select, text
 
-from mobility.schemas import raw_path
+from mobility.io import raw_path
 from portal.lake import PREFERENCES_ARROW, parquet_files, resolve
 from portal.store import consent_changes, exports
 

@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pyarrow import fs as pafs
 
-from mobility.schemas import raw_path
+from mobility.io import raw_path
 from portal.store import Preference
 
 # The contract's schema of privacy_preferences as Parquet; a UTC-adjusted timestamp is

@@ -25,7 +25,8 @@ import threading
 from pathlib import Path
 from typing import Protocol
 
-from mobility.config import Config, ConfigError
+from contract.errors import ConfigError
+from mobility.config import Config
 from portal import lake
 
 

@@ -2,7 +2,8 @@
 
 Layers, bottom to top: ``contract`` (the vocabulary, imports nothing of ours) ->
 ``mobility`` (config, secrets, I/O, quality, publishing, runner) and ``expectations``
--> ``transforms`` -> ``jobs`` -> ``benchmarks``. Function-level imports count: a
+-> ``transforms``, ``reporting`` (buyers' reports), ``portal`` (the customers' web app)
+-> ``jobs`` -> ``benchmarks``. Function-level imports count: a
 deferred import is still an import.
 """
 
@@ -13,12 +14,14 @@ from pathlib import Path
 
 from tests.conftest import ROOT
 
-PACKAGES = ("contract", "mobility", "expectations", "transforms", "jobs", "benchmarks")
+PACKAGES = ("contract", "mobility", "expectations", "transforms", "reporting", "portal", "jobs", "benchmarks")
 FORBIDDEN = {
     "contract": ("mobility", "expectations", "transforms", "jobs", "benchmarks"),
-    "mobility": ("transforms", "jobs", "benchmarks"),
-    "expectations": ("transforms", "jobs", "benchmarks"),
-    "transforms": ("jobs", "benchmarks"),
+    "mobility": ("transforms", "jobs", "benchmarks", "reporting", "portal"),
+    "expectations": ("transforms", "jobs", "benchmarks", "reporting", "portal"),
+    "transforms": ("jobs", "benchmarks", "reporting", "portal"),
+    "reporting": ("jobs", "benchmarks", "portal"),
+    "portal": ("jobs", "benchmarks", "reporting", "transforms"),
     "jobs": ("benchmarks",),
 }
 

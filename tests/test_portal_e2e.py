@@ -17,10 +17,10 @@ from pathlib import Path
 import h3
 import pytest
 
+from contract.schemas import CELLS, NETWORK_EVENTS, PRIVACY_PREFERENCES, SUBSCRIBERS
 from jobs import export_preferences, pipeline
 from mobility.config import load_config
 from mobility.io import table_path
-from mobility.schemas import CELLS, NETWORK_EVENTS, PRIVACY_PREFERENCES, SUBSCRIBERS
 from tests.portal_support import CHROMIUM, PortalServer, portal_conf, shot, sign_in
 
 playwright_api = pytest.importorskip("playwright.sync_api")
