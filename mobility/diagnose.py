@@ -36,6 +36,7 @@ READ_FILE_CLASSES = ("FAILED_READ_FILE", "CANNOT_READ_FILE_FOOTER", "CANNOT_READ
 CORRUPT_FILE_PHRASES = ("is not a parquet file", "could not read footer", "can not read value at",
                         "expected magic number", "corrupt", "malformed")
 NO_SPACE = "no space left on device"
+_JAVA_PREFIX = re.compile(r"^((?:[a-z_$][\w$]*\.)+[A-Z][\w$]*): (.*)", re.S)
 _URI = r"(?:[a-z][a-z0-9+.-]*:/+)?/[^\s,;'\"\]\)]+"
 
 
@@ -96,14 +97,23 @@ def chain(exc: BaseException) -> list[Link]:
             except Exception:
                 condition = ""
         desc = getattr(e, "_desc", None)  # PySpark's CapturedException: the message without the JVM stack
-        links.append(Link(type(e).__name__, str(desc if desc is not None else e), condition))
+        message = str(desc if desc is not None else e)
+        links.append(Link(type(e).__name__, message, condition))
+        java = _JAVA_PREFIX.match(message)  # PySpark's UnknownException: "<java class>: <message>", no origin
+        if java:
+            links.append(Link(java.group(1), java.group(2), condition))
         origin = getattr(e, "_origin", None) or getattr(e, "java_exception", None)
         if origin is not None:
-            links.extend(_java_links(origin, seen_java)[1:] if desc is not None else _java_links(origin, seen_java))
+            links.extend(_java_links(origin, seen_java))  # the origin itself too: its Java class names the cause
         for nxt in (getattr(e, "_cause", None), e.__cause__, e.__context__):
             if isinstance(nxt, BaseException):
                 todo.append(nxt)
     return links
+
+
+def local(uri: str) -> str:
+    """``file:///x`` and ``file:/x`` shown as ``/x`` (what an operator types); other URIs unchanged."""
+    return re.sub(r"^file:/+", "/", uri)
 
 
 def _file_in(text: str) -> str | None:
@@ -150,13 +160,18 @@ def explain(exc: BaseException, *, log: str | None = None) -> tuple[int, str]:
         if path is None:
             path = next((p for p in (_file_in(t) for t in texts) if p), "an input file")
         inner = links[links.index(read_failure[0]):]
-        return 1, one_line(f"cannot read input file {path}: {_reason(inner, drop=path)}")
+        reason = _reason(inner, drop=path)
+        table = _delta_table_in(path)
+        if table is not None:
+            return 1, one_line(f"Delta table {local(table)} cannot be read: its log file "
+                               f"{path.rsplit('/', 1)[-1]} is damaged ({reason})")
+        return 1, one_line(f"cannot read input file {local(path)}: {reason}")
 
     concurrent = next((link for link in links if "concurrent" in link.cls.lower()
                        or link.condition.startswith("DELTA_CONCURRENT")), None)
     if concurrent is not None:
         table = next((t for t in (_delta_table_in(x) for x in texts) if t), None)
-        what = f"Delta table {table}" if table else "a Delta table"
+        what = f"Delta table {local(table)}" if table else "a Delta table"
         return 1, one_line(f"{what} was changed by another writer during this run "
                            f"({concurrent.cls.rsplit('.', 1)[-1]}: {one_line(concurrent.message, 200)}); "
                            "nothing of this run was committed, re-run the date")
@@ -164,7 +179,7 @@ def explain(exc: BaseException, *, log: str | None = None) -> tuple[int, str]:
     table = next((t for t in (_delta_table_in(x) for x in texts) if t), None)
     delta = next((link for link in links if link.condition.startswith("DELTA_")), None)
     if table is not None or delta is not None:
-        what = f"Delta table {table}" if table else "a Delta table"
+        what = f"Delta table {local(table)}" if table else "a Delta table"
         return 1, one_line(f"{what} cannot be read (its _delta_log is damaged or locked): {_reason(links)}{where}")
 
     if isinstance(exc, InputError | ValidationError | FileNotFoundError):
