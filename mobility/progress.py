@@ -2,14 +2,15 @@
 
     stage 1/3 pseudonymize …
       input gate: checking 4 raw tables …
-      … 30 s, Spark job 12 running (3/8 tasks)
+      … 30 s, Spark tasks 3/8 of the running stage done
     stage 1/3 pseudonymize: 826,810 rows out in 41 s
 
 Lines go to stderr (stdout holds the run summary) and only when progress is on:
 ``MI_PROGRESS=1`` forces it on, ``MI_PROGRESS=0`` off; otherwise it is on for a real
 command-line run (``python -m jobs.<job>``, i.e. ``main()`` without ``argv``) and off
 when a test calls ``main([...])`` in-process. The heartbeat (every
-``MI_PROGRESS_INTERVAL`` seconds, default 30) shows a long step is alive.
+``MI_PROGRESS_INTERVAL`` seconds, default 30, then at doubling intervals) shows a long
+step is alive without flooding the console.
 """
 
 from __future__ import annotations
@@ -91,10 +92,13 @@ class Progress:
                 self.say(f"{label}: failed after {seconds:.0f} s")
 
     def _heartbeat(self, stop: threading.Event, t0: float) -> None:
+        """After ``interval`` s of silence a line, then after twice as long, and so on (30, 60, 120 s ...)."""
+        wait = self.interval
         while not stop.wait(1.0):
-            if time.monotonic() - self._last < self.interval:
+            if time.monotonic() - self._last < wait:
                 continue
             self.say(f"  … {time.monotonic() - t0:.0f} s{self._spark_status()}")
+            wait *= 2
 
     def _spark_status(self) -> str:
         try:
@@ -105,8 +109,7 @@ class Progress:
                 return ""
             done = sum(s.numCompletedTasks for s in stages)
             total = sum(s.numTasks for s in stages)
-            jobs = tracker.getActiveJobsIds()
-            return f", Spark job {max(jobs)} running ({done}/{total} tasks)" if jobs else f" ({done}/{total} tasks)"
+            return f", Spark tasks {done}/{total} of the running stage{'s' if len(stages) > 1 else ''} done"
         except Exception:  # no session, or the JVM is busy: the elapsed time alone still says "alive"
             return ""
 
