@@ -158,11 +158,11 @@ def publish(ctx: Context, outputs: list, *, persist: bool = True) -> Publication
     validation["report"] = publication.report
     if publication.recovered:
         ctx.summary.setdefault("recovered", []).extend(publication.recovered)
-    if publication.run_id:
-        ctx.summary.setdefault("ledger", {}).update(
-            {table: f"version {v}" for table, v in publication.versions.items()})
+    if publication.run_id:  # one line for every table the run published: table@version
+        versions = " ".join(f"{table}@{v}" for table, v in publication.versions.items())
+        ctx.summary["ledger"] = f"{ctx.summary['ledger']} {versions}" if "ledger" in ctx.summary else versions
         if publication.republished:
-            ctx.summary["ledger"]["republished"] = "yes (superseded versions purged)"
+            ctx.summary["republished"] = "yes (superseded versions purged)"
     return publication
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, write_conf
+from tests.conftest import ROOT, record_published, write_conf
 from tests.test_quality import DATE, _write_raw_lake
 
 ARGV_DATE = ["--date", DATE.isoformat()]
@@ -103,7 +103,10 @@ def test_damaged_delta_log_names_the_table(spark, tmp_path, keys, capsys):
     conf = write_conf(tmp_path, privacy={"k_min": 10})
     cfg = load_config(conf)
     source = Path(table_path(cfg.lake, "pseudonymized_events"))
-    (source / "_delta_log").mkdir(parents=True)
+    # A published table (recorded in the ledger) whose log was damaged afterwards.
+    spark.createDataFrame([(DATE, "x")], "date date, pseudo_id string").write.format("delta").partitionBy(
+        "date").save(str(source))
+    record_published(spark, cfg.lake, "pseudonymized_events", DATE)
     (source / "_delta_log" / "00000000000000000000.json").write_text("{this is not json\n")
     assert anonymize.main(["--conf", str(conf), *ARGV_DATE]) == 1
     line = last_error_line(capsys)
