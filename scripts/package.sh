@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build what spark-submit needs to run the jobs on a cluster (called by `make package`):
 #
-#   dist/mobility_insights.zip  the project's code (jobs, transforms, expectations, mobility, reporting)
+#   dist/mobility_insights.zip  the project's code (contract, jobs, transforms, expectations, mobility, reporting)
 #                               for --py-files
 #   dist/env.tar.gz             the Python dependencies (h3, shapely, Great Expectations, ...)
 #                               as a venv-pack archive of .venv, for --archives dist/env.tar.gz#env
@@ -23,7 +23,7 @@ cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 DIST=${DIST:-dist}
 PYTHON="$VENV/bin/python"
-PACKAGES=(jobs transforms expectations mobility reporting)
+PACKAGES=(contract jobs transforms expectations mobility reporting)
 
 [[ -x "$PYTHON" ]] || { echo "error: $PYTHON not found; run 'make setup' first" >&2; exit 1; }
 mkdir -p "$DIST"
