@@ -44,7 +44,7 @@ DELTA = "io.delta:delta-spark_4.2_2.13:4.4.0"
 # the generated day, and every one of them must be in force for *both* runs (the
 # preference log is read "as of the run"), whenever the test runs.
 DATE = "2026-06-01"
-K_MIN = 3  # small lake: k_min=3 still suppresses most groups but releases some
+K_MIN = 10  # the policy floor; the lake below is dense enough (20 cells) to release footfall at it
 INSIGHTS = ("footfall", "od_flows", "presence")
 # A guard against a hung run, not a budget: on a quiet 2-core machine a run takes minutes,
 # on one shared by several Spark jobs it took 13-20 (MI_TEST_TIMEOUT overrides, seconds).
@@ -200,8 +200,8 @@ def test_pipeline_on_standalone_cluster_equals_local_mode(spark, cluster: Cluste
 
     # 1. A small raw lake, written by this process's session (no extra JVM); both runs read it.
     counts = generate_lake(spark, raw_root=str(raw), start=dt.date.fromisoformat(DATE), days=1,
-                           n_subscribers=3000, n_events=30000, n_cells=300, seed=42, bad_share=0.002)
-    assert counts["network_events"] == 30000
+                           n_subscribers=4000, n_events=60000, n_cells=20, seed=42, bad_share=0.002)
+    assert counts["network_events"] == 60000
 
     # 2. The cluster run and the local run, side by side (they share nothing but the raw lake).
     submit = [str(SPARK_HOME / "bin" / "spark-submit"), "--master", cluster.url, "--packages", DELTA,
