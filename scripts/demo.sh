@@ -17,6 +17,14 @@ fi
 
 quiet() { grep -v -E '^(\s*$|.*WARN |::|Ivy|The jars|io\.delta|	confs|	found|	-|	\||	[|]|:: |.*artifacts (copied|dl)|Using Spark|To adjust|Setting default|.*resolution report|.*loading settings|	::|.*spark-submit-parent|	default|WARNING: Using incubator|.* in \[default\]$)' || true; }
 
+# The demo starts from an empty restricted and release zone (local paths only): a second
+# demo with other generator settings would otherwise be refused, rightly, as an unsafe
+# re-release of the same date (docs/privacy.md).
+for zone in curated insights; do
+  dir=$("$PY" -c 'import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))["lake"][sys.argv[2]])' "$CONF" "$zone")
+  case "$dir" in *://*) ;; *) rm -rf "$dir" ;; esac
+done
+
 echo "== 1/3 generating the synthetic raw lake for $DATE ($CONF)"
 "$PY" -m jobs.generate_lake --conf "$CONF" --date "$DATE" ${DEMO_GEN_ARGS:-} 2>&1 | quiet
 echo "== 2/3 running the pipeline"
