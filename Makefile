@@ -22,8 +22,7 @@ $(STAMP): requirements.txt requirements-dev.txt constraints.txt
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
-# Copies the Delta jars once into jars/ with Maven (quiet); jobs pass them via spark.jars.
-# Without mvn it falls back to warming Spark's Ivy cache (spark.jars.packages).
+# Resolves the Delta jars once through spark.jars.packages; later runs use the Ivy cache.
 jars: $(STAMP)
 	@$(PYTHON) -m mobility.jars
 
