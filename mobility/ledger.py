@@ -217,6 +217,11 @@ def published(spark: SparkSession, lake: LakeConfig, zone: str, date: dt.date) -
             .orderBy("recorded_at", "table_name"))
 
 
+def was_published(spark: SparkSession, lake: LakeConfig, zone: str, tables: Iterable[str], date: dt.date) -> bool:
+    """Whether any of ``tables`` was ever published for ``date`` (a new write then supersedes it)."""
+    return bool(published(spark, lake, zone, date).filter(F.col("table_name").isin(list(tables))).limit(1).collect())
+
+
 def latest_publication(spark: SparkSession, lake: LakeConfig, zone: str, date: dt.date) -> dict[str, dict]:
     """``{table: ledger row as dict}`` of the newest publication of ``date`` (empty if none)."""
     rows = [r.asDict() for r in published(spark, lake, zone, date).collect()]  # a few rows per release

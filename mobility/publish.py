@@ -170,7 +170,9 @@ class DeltaPublisher:
                     publication.republished = check_republish(
                         spark, cfg.lake, date, {t: df for t, df, _ in frames}, policy) > 0
                 else:
-                    publication.republished = bool(ledger.latest_publication(spark, cfg.lake, zone, date))
+                    # Only these tables' own earlier versions of the date are superseded (stage 2
+                    # after stage 1 of the same date is a first publication, not a republish).
+                    publication.republished = ledger.was_published(spark, cfg.lake, zone, tables, date)
                 versions = self._write_all(spark, cfg, frames, results, date=date)
                 run_id = ledger.new_run_id()
                 ledger.append(spark, cfg.lake, zone, [
