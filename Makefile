@@ -31,7 +31,7 @@ browser:
 	@bash scripts/install_chromium.sh
 
 test: setup browser
-	$(PYTHON) -m pytest -q
+	$(PYTHON) -m pytest -q --durations=20
 
 # The fast inner loop: no end-to-end runs, no cluster, no Airflow virtualenv.
 test-unit: setup

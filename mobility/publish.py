@@ -115,7 +115,9 @@ def prepare_release_table(spark: SparkSession, path: str, df: DataFrame) -> None
     from delta.tables import DeltaTable
 
     if not is_delta_table(spark, path):
-        builder = DeltaTable.createIfNotExists(spark).location(path).addColumns(df.schema).partitionedBy("date")
+        # Delta refuses file:///x here as ambiguous with its own file:/x (DELTA_AMBIGUOUS_PATHS_IN_CREATE_TABLE).
+        location = "file:/" + path.removeprefix("file:///") if path.startswith("file:///") else path
+        builder = DeltaTable.createIfNotExists(spark).location(location).addColumns(df.schema).partitionedBy("date")
         for key, value in RELEASE_TABLE_PROPERTIES.items():
             builder = builder.property(key, value)
         builder.execute()

@@ -357,3 +357,16 @@ def test_an_empty_date_after_a_full_one_publishes_as_empty(spark, tmp_path, para
     assert sorted((r["date"], r["visitors"]) for r in rows.collect()) == [(DATE, 20), (DATE, 40)]
     ledger = {(r["date"], r["rows"]) for r in read_ledger(spark, cfg.lake, "insights").collect()}
     assert ledger == {(DATE, 2), (after, 0), (DATE - dt.timedelta(days=1), 0)}
+
+
+def test_release_table_is_created_from_a_file_uri(spark, tmp_path):
+    """Lakes given as file:/// URIs (the cluster test's) get a release table without column statistics."""
+    from delta.tables import DeltaTable
+
+    from mobility.publish import RELEASE_TABLE_PROPERTIES, prepare_release_table
+
+    uri = (tmp_path / "footfall").as_uri()
+    assert uri.startswith("file:///")
+    prepare_release_table(spark, uri, _footfall(spark, 20))
+    props = DeltaTable.forPath(spark, uri).detail().first()["properties"]
+    assert {k: props.get(k) for k in RELEASE_TABLE_PROPERTIES} == RELEASE_TABLE_PROPERTIES
