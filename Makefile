@@ -22,7 +22,8 @@ $(STAMP): requirements.txt requirements-dev.txt constraints.txt
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
-# Resolves the Delta jars once through spark.jars.packages; later runs use the Ivy cache.
+# Copies the Delta jars once into jars/ with Maven (quiet); jobs pass them via spark.jars.
+# Without mvn it falls back to warming Spark's Ivy cache (spark.jars.packages).
 jars: $(STAMP)
 	@$(PYTHON) -m mobility.jars
 

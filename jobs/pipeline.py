@@ -11,19 +11,24 @@ from __future__ import annotations
 import sys
 
 from jobs import aggregate, anonymize, pseudonymize
+from mobility import progress
 from mobility.publish import Publisher
 from mobility.runner import Context, run_job
 from transforms.kernels import BUILTIN, Kernels
 
+STAGES = (("pseudonymize", pseudonymize.stage), ("anonymize", anonymize.stage), ("aggregate", aggregate.stage))
+
 
 def stage(ctx: Context) -> None:
-    pseudonymize.stage(ctx)
-    anonymize.stage(ctx)
-    aggregate.stage(ctx)
+    for number, (name, body) in enumerate(STAGES, 1):
+        with progress.current().stage(name, number, len(STAGES),
+                                      rows=lambda name=name: progress.rows_out(ctx.summary.get(name))):
+            body(ctx)
 
 
 def main(argv: list[str] | None = None, *, kernels: Kernels = BUILTIN, publisher: Publisher | None = None) -> int:
-    return run_job("pipeline", argv, stage, needs=("network", "daily"), kernels=kernels, publisher=publisher)
+    return run_job("pipeline", argv, stage, needs=("network", "daily"), kernels=kernels, publisher=publisher,
+                   staged=True)
 
 
 if __name__ == "__main__":

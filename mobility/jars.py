@@ -1,28 +1,79 @@
-"""Resolve the Delta jars into the Ivy cache once (``make setup`` calls this).
+"""Resolve the Delta jars once into ``jars/`` (``make setup`` calls this).
 
-Spark resolves ``spark.jars.packages`` through Ivy at every session start; with a
-warm cache that is quick and offline. This starts one throw-away local session so
-that the first real job or test does not pay for (or fail on) the download.
+    python -m mobility.jars [--dir jars] [--force]
+
+Maven (``mvn -q dependency:copy-dependencies`` on a generated one-dependency pom)
+copies ``io.delta:delta-spark_<spark>_<scala>:<version>`` and its runtime
+dependencies into a git-ignored folder and writes ``MANIFEST.txt`` last: the
+coordinate, then one jar per line. :func:`mobility.spark.build_session` passes those
+files through ``spark.jars`` in local mode when the manifest matches and every jar is
+present, so a job start resolves nothing and prints no Ivy report. Without ``mvn`` or
+without network the jobs still work: they fall back to ``spark.jars.packages`` (Ivy)
+and say so on stderr.
+
+Maven prints nothing with ``-q`` unless it fails; then its output is shown.
 """
 
 from __future__ import annotations
 
+import argparse
+import shutil
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
-from mobility.spark import DELTA_JAR_VERSION, build_session, delta_package
+from mobility.spark import DELTA_JAR_VERSION, JARS_DIR, MANIFEST, delta_package, local_jars
+
+# Spark ships its own Scala library; Spark's Ivy resolution leaves it out too.
+EXCLUDED_ARTIFACTS = ("scala-library",)
+
+POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>local.mobility-insights</groupId>
+  <artifactId>delta-jars</artifactId>
+  <version>1</version>
+  <packaging>pom</packaging>
+  <dependencies>
+    <dependency><groupId>{group}</groupId><artifactId>{artifact}</artifactId><version>{version}</version></dependency>
+  </dependencies>
+</project>
+"""
 
 
-def ivy_jar() -> Path:
-    """Where Ivy leaves the Delta jar (Spark 4 uses ``~/.ivy2.5.2``)."""
+def resolve(target: Path) -> list[str]:
+    """Copy the Delta jars into ``target`` with Maven; return the jar names. Raises RuntimeError."""
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise RuntimeError("mvn not found on the PATH")
     group, artifact, version = delta_package().split(":")
-    return Path.home() / ".ivy2.5.2" / "jars" / f"{group}_{artifact}-{version}.jar"
+    with tempfile.TemporaryDirectory(prefix="delta-jars-") as tmp:
+        staging = Path(tmp) / "jars"
+        (Path(tmp) / "pom.xml").write_text(POM.format(group=group, artifact=artifact, version=version))
+        cmd = [mvn, "-q", "-B", "-Dstyle.color=never", "-f", str(Path(tmp) / "pom.xml"),
+               "dependency:copy-dependencies", f"-DoutputDirectory={staging}", "-DincludeScope=runtime",
+               f"-DexcludeArtifactIds={','.join(EXCLUDED_ARTIFACTS)}"]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
+            raise RuntimeError(f"mvn exited {proc.returncode}:\n{tail}")
+        names = sorted(p.name for p in staging.glob("*.jar"))
+        if f"{artifact}-{version}.jar" not in names:
+            raise RuntimeError(f"mvn finished but {artifact}-{version}.jar is missing")
+        target.mkdir(parents=True, exist_ok=True)
+        for old in target.glob("*.jar"):
+            old.unlink()
+        for name in names:
+            shutil.copy2(staging / name, target / name)
+    # The manifest last: a folder without it (an interrupted copy) is not used.
+    (target / MANIFEST).write_text("\n".join([delta_package(), *names]) + "\n")
+    return names
 
 
-def main() -> int:
-    if ivy_jar().is_file():
-        return 0
-    print(f"resolving Delta {DELTA_JAR_VERSION} jars ({delta_package()}) into the Ivy cache ...")
+def warm_ivy_cache() -> int:
+    """The fallback: resolve ``spark.jars.packages`` once so that later starts find the Ivy cache warm."""
+    from mobility.spark import build_session
+
     try:
         spark = build_session("resolve-delta-jars")
         spark.range(1).count()
@@ -30,10 +81,26 @@ def main() -> int:
     except Exception as exc:  # surfaced as one clear line for make
         print(f"error: could not resolve {delta_package()}: {exc}", file=sys.stderr)
         return 1
-    if not ivy_jar().is_file():
-        print(f"error: {delta_package()} resolved, but {ivy_jar()} is missing", file=sys.stderr)
-        return 1
-    print(f"Delta jars cached in {ivy_jar().parent}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m mobility.jars")
+    p.add_argument("--dir", default=str(JARS_DIR), help="where the jars go (default: jars/ in the repository)")
+    p.add_argument("--force", action="store_true", help="resolve again even if the folder is complete")
+    args = p.parse_args(argv)
+    target = Path(args.dir)
+    if not args.force and local_jars(target) is not None:
+        return 0
+    print(f"resolving Delta {DELTA_JAR_VERSION} jars ({delta_package()}) into {target}/ with Maven ...")
+    try:
+        names = resolve(target)
+    except (RuntimeError, OSError) as exc:
+        print(f"warning: could not resolve {delta_package()} into {target}/ with Maven: {exc}", file=sys.stderr)
+        print("warning: falling back to spark.jars.packages (Ivy, with its report at every job start)",
+              file=sys.stderr)
+        return warm_ivy_cache()
+    print(f"{len(names)} jars in {target}/")
     return 0
 
 

@@ -24,6 +24,7 @@ from pyspark.sql import DataFrame, SparkSession
 from contract.errors import ValidationError
 from expectations import INPUT_TABLES, suite_module
 from expectations.common import SuiteParams, ge_context, make_suite
+from mobility import progress
 from mobility.config import Config
 from mobility.quality_report import write_report
 
@@ -105,6 +106,10 @@ def run_suite(table: str, df: DataFrame, p: SuiteParams, *, stage: str, **refs: 
     if all(r["success"] for r in results):
         prof = mod.profile(df, p, **refs).persist()
         try:
+            # Compute the profile here, outside GE: GE turns a failed Spark job into "observed None"
+            # results, hiding the real cause (e.g. a corrupt input file); here it surfaces as raised.
+            # No extra cost: the cached profile is what GE reads next.
+            prof.count()
             results += _validate(table, content, prof)
         finally:
             prof.unpersist()
@@ -136,6 +141,7 @@ def validate_inputs(spark: SparkSession, cfg: Config, date: dt.date, frames: dic
     date. The reports are written either way.
     """
     p = SuiteParams(date=date, cfg=cfg, as_of=as_of)
+    progress.step(f"input gate: checking {sum(t in frames for t in INPUT_TABLES)} raw tables")
     results = []
     for table in INPUT_TABLES:
         if table not in frames:

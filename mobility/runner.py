@@ -3,7 +3,11 @@
     python -m jobs.<job> --conf conf/<env>.yaml --date YYYY-MM-DD [--set section.key=value ...]
 
 Exit codes: 0 success; 1 the data failed (bad input, failed validation); 2 the run
-was mis-configured (config error, missing secret). Failures print one line to stderr.
+was mis-configured (config error, missing secret). Failures end with one ``error:``
+line on stderr naming the real cause (``mobility.diagnose``); the details (Spark's
+log, a Python traceback) are in the run's log file, ``<lake.reports>/runs/<date>/<job>.log``
+(``logs/runs/...`` when the reports live on a remote file system). ``--verbose``
+restores Spark's full console output.
 """
 
 from __future__ import annotations
@@ -18,8 +22,10 @@ from typing import Any
 
 from pyspark.sql import SparkSession
 
-from contract.errors import ConfigError, InputError, SecretError, ValidationError
+from contract.errors import ConfigError, SecretError
+from mobility import console, progress
 from mobility.config import Config, load_config
+from mobility.diagnose import explain
 from mobility.io import write_text
 from mobility.ledger import recover
 from mobility.publish import DeltaPublisher, Publication, Publisher
@@ -55,6 +61,8 @@ def parse_args(prog: str, argv: list[str] | None,
     p.add_argument("--date", required=True, help="event date to process, YYYY-MM-DD")
     p.add_argument("--set", action="append", default=[], metavar="section.key=value",
                    help="override a config key (repeatable)")
+    p.add_argument("--verbose", action="store_true",
+                   help="show Spark's full log (warnings, stack traces) on the console as well")
     if extra_args is not None:
         extra_args(p)  # a job's own arguments, e.g. jobs.store_report's --stores
     return p.parse_args(argv)
@@ -77,14 +85,15 @@ def format_summary(job: str, date: dt.date, summary: dict[str, Any]) -> str:
 
 
 def run_job(job: str, argv: list[str] | None, body: Callable[[Context], None], *, needs: tuple[str, ...] = (),
-            kernels: Any = None, publisher: Publisher | None = None,
+            kernels: Any = None, publisher: Publisher | None = None, staged: bool = False,
             extra_args: Callable[[argparse.ArgumentParser], None] | None = None) -> int:
     """Run ``body`` as a command-line job.
 
     ``needs`` names the secrets the job uses (``network``, ``daily``); they are read
     before the Spark session starts, so a missing secret fails the run with nothing
-    written. ``extra_args`` may add a job's own arguments to the parser; the body
-    finds them in ``ctx.args``.
+    written. ``staged``: the body announces its own numbered stages (``jobs.pipeline``);
+    otherwise the body is announced as stage 1/1. ``extra_args`` may add a job's own
+    arguments to the parser; the body finds them in ``ctx.args``.
     """
     args = parse_args(f"python -m jobs.{job}", argv, extra_args)
     try:
@@ -98,17 +107,39 @@ def run_job(job: str, argv: list[str] | None, body: Callable[[Context], None], *
     except (ConfigError, SecretError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    spark = build_session(f"mobility-insights-{job}", cfg.spark)
-    ctx = Context(spark=spark, cfg=cfg, date=date, run_ts=dt.datetime.now(dt.UTC).replace(tzinfo=None), keys=keys,
-                  job=job, kernels=kernels, publisher=publisher or DeltaPublisher(), args=args)
+    log = console.run_log(cfg.lake.reports, date, job)
+    with console.quiet(log, verbose=args.verbose):
+        return _run(job, args, date, cfg, keys, body, log=log, kernels=kernels, publisher=publisher, staged=staged,
+                    show_progress=progress.Progress.wanted(argv))
+
+
+def _run(job: str, args: argparse.Namespace, date: dt.date, cfg: Config, keys: Keys, body: Callable[[Context], None],
+         *, log: Any, kernels: Any, publisher: Publisher | None, staged: bool, show_progress: bool) -> int:
+    """Session, body, summary; any failure becomes one ``error:`` line (``mobility.diagnose``)."""
+    ctx: Context | None = None
     try:
-        body(ctx)
-    except (InputError, ValidationError, FileNotFoundError) as exc:
-        print(format_summary(job, date, ctx.summary))
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        spark = build_session(f"mobility-insights-{job}", cfg.spark, log_file=log, verbose=args.verbose)
+        ctx = Context(spark=spark, cfg=cfg, date=date, run_ts=dt.datetime.now(dt.UTC).replace(tzinfo=None),
+                      keys=keys, job=job, kernels=kernels, publisher=publisher or DeltaPublisher(), args=args)
+        progress.activate(progress.Progress(show_progress, spark=spark))
+        if staged:
+            body(ctx)
+        else:
+            with progress.current().stage(job, 1, 1, rows=lambda: progress.rows_out(ctx.summary.get(job))):
+                body(ctx)
+    except Exception as exc:
+        code, message = explain(exc, log=str(log))
+        console.log_exception(log, exc)
+        if ctx is not None:
+            print(format_summary(job, date, ctx.summary))
+        print(f"log: {log}", file=sys.stderr)
+        print(f"error: {message}", file=sys.stderr)
+        return code
+    finally:
+        progress.activate(None)
     print(format_summary(job, date, ctx.summary))
     write_summary(ctx, job)
+    print(f"log: {log}", file=sys.stderr)
     return 0
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 from pyspark.sql import SparkSession
 
@@ -48,6 +49,16 @@ LOCAL_DEFAULTS: dict[str, str] = {
 }
 
 
+REPO = Path(__file__).resolve().parents[1]
+# `make setup` (mobility.jars) copies the Delta jars here; git-ignored.
+JARS_DIR = REPO / "jars"
+MANIFEST = "MANIFEST.txt"
+# log4j2 for local-mode jobs: Spark errors as one console line each, everything else
+# (WARN and up) into the run's log file; the verbose variant keeps Spark's full console.
+LOG4J_QUIET = REPO / "conf" / "log4j2.properties"
+LOG4J_VERBOSE = REPO / "conf" / "log4j2-verbose.properties"
+
+
 def delta_package() -> str:
     """Maven coordinate of the Delta jar matching the installed PySpark."""
     import pyspark
@@ -56,17 +67,43 @@ def delta_package() -> str:
     return f"io.delta:delta-spark_{spark_minor}_{SCALA_VERSION}:{DELTA_JAR_VERSION}"
 
 
+def local_jars(folder: Path = JARS_DIR) -> list[Path] | None:
+    """The Delta jars resolved by ``make setup``, or None unless the folder is complete.
+
+    Complete means: ``MANIFEST.txt`` names the coordinate this PySpark needs and every
+    jar it lists is present.
+    """
+    try:
+        lines = (folder / MANIFEST).read_text().split()
+    except OSError:
+        return None
+    if not lines or lines[0] != delta_package():
+        return None
+    jars = [folder / name for name in lines[1:]]
+    return jars if jars and all(j.is_file() for j in jars) else None
+
+
+def logging_options(log_file: str | Path, *, verbose: bool = False) -> str:
+    """Driver JVM options that route Spark's log4j2 output to ``log_file`` (and quiet the console)."""
+    conf = LOG4J_VERBOSE if verbose else LOG4J_QUIET
+    return f"-Dlog4j2.configurationFile={conf.as_uri()} -Dmobility.logfile={Path(log_file).resolve()}"
+
+
 def launched_by_spark_submit() -> bool:
     """True when spark-submit started this Python process (it then owns master and jars)."""
     return "PYSPARK_GATEWAY_PORT" in os.environ
 
 
-def build_session(app_name: str, spark_conf: SparkConfig | None = None) -> SparkSession:
+def build_session(app_name: str, spark_conf: SparkConfig | None = None, *, log_file: str | Path | None = None,
+                  verbose: bool = False) -> SparkSession:
     """Create (or return) the SparkSession with Delta, UTC and the project's settings.
 
-    Under spark-submit the master, jars and resources come from the submit command;
-    run as ``python -m jobs.<job>`` it starts local mode and pulls the Delta jar
-    through ``spark.jars.packages`` (resolved once by ``make setup``, then cached).
+    Under spark-submit the master, jars, resources and logging come from the submit
+    command; run as ``python -m jobs.<job>`` it starts local mode with the Delta jars
+    from ``jars/`` (``make setup``) through ``spark.jars``, or, if that folder is not
+    complete, through ``spark.jars.packages`` (Ivy, with its resolution report).
+    ``log_file`` (local mode, a JVM not yet started): Spark's log goes there and the
+    console shows Spark errors only, one line each (``verbose`` keeps the full console).
     """
     spark_conf = spark_conf or SparkConfig()
     # Executors must use the same interpreter (and so the same packages) as the driver.
@@ -76,8 +113,19 @@ def build_session(app_name: str, spark_conf: SparkConfig | None = None) -> Spark
     if not launched_by_spark_submit():
         builder = builder.master(spark_conf.master or "local[*]")
         settings.update(LOCAL_DEFAULTS)
-        settings["spark.jars.packages"] = delta_package()
+        jars = local_jars()
+        if jars is not None:
+            settings["spark.jars"] = ",".join(str(j) for j in jars)
+        else:
+            print(f"note: {JARS_DIR}/ is not complete (run `make setup`); Spark resolves {delta_package()} "
+                  "through spark.jars.packages instead", file=sys.stderr)
+            settings["spark.jars.packages"] = delta_package()
     settings.update(spark_conf.conf)
+    if log_file is not None and not launched_by_spark_submit():
+        # Must reach the driver JVM before it starts: pyspark passes builder settings to spark-submit.
+        settings["spark.driver.extraJavaOptions"] = " ".join(
+            filter(None, [settings.get("spark.driver.extraJavaOptions", ""), logging_options(log_file,
+                                                                                             verbose=verbose)]))
     for key, value in settings.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
