@@ -5,7 +5,9 @@
 Maven (``mvn -q dependency:copy-dependencies`` on a generated one-dependency pom)
 copies ``io.delta:delta-spark_<spark>_<scala>:<version>`` and its runtime
 dependencies into a git-ignored folder and writes ``MANIFEST.txt`` last: the
-coordinate, then one jar per line. :func:`mobility.spark.build_session` passes those
+coordinate, then one jar per line. Jars the installed PySpark already ships (log4j,
+SLF4J, Hadoop, Jackson, Parquet, ...) are left out, as is commons-logging (Spark
+bridges it). :func:`mobility.spark.build_session` passes those
 files through ``spark.jars`` in local mode when the manifest matches and every jar is
 present, so a job start resolves nothing and prints no Ivy report. Without ``mvn`` or
 without network the jobs still work: they fall back to ``spark.jars.packages`` (Ivy)
@@ -23,11 +25,19 @@ import sys
 import tempfile
 from pathlib import Path
 
-from mobility.spark import DELTA_JAR_VERSION, JARS_DIR, MANIFEST, delta_package, local_jars
+from mobility.spark import (  # noqa: F401  (artifact_of is re-exported for tests)
+    DELTA_JAR_VERSION,
+    JARS_DIR,
+    MANIFEST,
+    artifact_of,
+    delta_package,
+    local_jars,
+    needed,
+    shipped_by_spark,
+)
 
 # Spark ships its own Scala library; Spark's Ivy resolution leaves it out too.
 EXCLUDED_ARTIFACTS = ("scala-library",)
-
 POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
   <modelVersion>4.0.0</modelVersion>
   <groupId>local.mobility-insights</groupId>
@@ -57,7 +67,7 @@ def resolve(target: Path) -> list[str]:
         if proc.returncode != 0:
             tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
             raise RuntimeError(f"mvn exited {proc.returncode}:\n{tail}")
-        names = sorted(p.name for p in staging.glob("*.jar"))
+        names = needed(sorted(p.name for p in staging.glob("*.jar")), shipped_by_spark())
         if f"{artifact}-{version}.jar" not in names:
             raise RuntimeError(f"mvn finished but {artifact}-{version}.jar is missing")
         target.mkdir(parents=True, exist_ok=True)

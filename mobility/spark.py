@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -67,6 +68,36 @@ def delta_package() -> str:
     return f"io.delta:delta-spark_{spark_minor}_{SCALA_VERSION}:{DELTA_JAR_VERSION}"
 
 
+# Spark bridges commons-logging to SLF4J (jcl-over-slf4j): a second copy of its classes
+# would bypass the run's log4j2 configuration.
+BRIDGED_ARTIFACTS = ("commons-logging",)
+_JAR = re.compile(r"(?P<artifact>.+?)-(?P<version>\d[\w.]*(?:-\w+)*)\.jar$")
+
+
+def artifact_of(jar_name: str) -> str:
+    """``log4j-core-2.25.3.jar`` -> ``log4j-core`` (the name without version and extension)."""
+    m = _JAR.match(jar_name)
+    return m["artifact"] if m else jar_name.removesuffix(".jar")
+
+
+def shipped_by_spark() -> set[str]:
+    """Artifacts of the jars the installed PySpark ships (its own log4j, SLF4J, Hadoop, Jackson, Parquet)."""
+    import pyspark
+
+    return {artifact_of(p.name) for p in (Path(pyspark.__file__).parent / "jars").glob("*.jar")}
+
+
+def needed(names: list[str], shipped: set[str]) -> list[str]:
+    """The jars Spark does not already have.
+
+    Delta's Maven dependencies include log4j-core, log4j-slf4j2-impl and slf4j-api (1.7)
+    and older Hadoop, Jackson and Parquet. Spark's own copies win for every class anyway
+    (its jars come first), but a second log4j/SLF4J on the driver's class path took the
+    run's log4j2 configuration over: the per-run log file stayed empty.
+    """
+    return [n for n in names if artifact_of(n) not in shipped and artifact_of(n) not in BRIDGED_ARTIFACTS]
+
+
 def local_jars(folder: Path = JARS_DIR) -> list[Path] | None:
     """The Delta jars resolved by ``make setup``, or None unless the folder is complete.
 
@@ -79,7 +110,8 @@ def local_jars(folder: Path = JARS_DIR) -> list[Path] | None:
         return None
     if not lines or lines[0] != delta_package():
         return None
-    jars = [folder / name for name in lines[1:]]
+    # A folder from before the filter still lists Spark's own jars: leave them out here too.
+    jars = [folder / name for name in needed(lines[1:], shipped_by_spark())]
     return jars if jars and all(j.is_file() for j in jars) else None
 
 

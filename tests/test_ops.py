@@ -262,3 +262,16 @@ def test_cli_pipeline_console_is_short_with_progress_and_spark_log_in_a_file(lak
     log = Path(cfg.lake.reports) / "runs" / DATE.isoformat() / "pipeline.log"
     assert proc.stderr.strip().splitlines()[-1] == f"log: {log}"
     assert " WARN " in log.read_text()  # Spark's warnings went to the file
+
+
+def test_jars_spark_ships_are_left_out():
+    """A second log4j/SLF4J beside Spark's took the run's logging over; Delta's own jars stay."""
+    from mobility.jars import artifact_of, needed, shipped_by_spark
+
+    assert artifact_of("zstd-jni-1.5.7-3.jar") == "zstd-jni"
+    assert artifact_of("delta-spark_4.2_2.13-4.4.0.jar") == "delta-spark_4.2_2.13"
+    names = ["commons-logging-1.3.0.jar", "delta-spark_4.2_2.13-4.4.0.jar", "delta-storage-4.4.0.jar",
+             "log4j-core-2.25.3.jar", "log4j-slf4j2-impl-2.25.3.jar", "slf4j-api-1.7.36.jar",
+             "unitycatalog-client-0.6.0.jar"]
+    assert needed(names, shipped_by_spark()) == ["delta-spark_4.2_2.13-4.4.0.jar", "delta-storage-4.4.0.jar",
+                                                 "unitycatalog-client-0.6.0.jar"]
