@@ -50,6 +50,12 @@ def path_exists(spark: SparkSession, uri: str) -> bool:
     return bool(fs.exists(hpath))
 
 
+def qualified(spark: SparkSession, uri: str) -> str:
+    """``uri`` made absolute with its scheme (``lake/x`` -> ``file:/.../lake/x``; ``file:///x`` -> ``file:/x``)."""
+    fs, hpath = _fs_path(spark, uri)
+    return str(fs.makeQualified(hpath).toString())
+
+
 def read_raw(spark: SparkSession, raw_root: str, table: str, date: str | None = None) -> DataFrame:
     """Read a raw table (or one event partition) and enforce its contracted schema.
 

@@ -34,7 +34,7 @@ from pyspark.sql import functions as F
 from contract.errors import ValidationError
 from mobility import ledger
 from mobility.config import Config
-from mobility.io import INSIGHTS_TABLES, is_delta_table, table_path, write_date
+from mobility.io import INSIGHTS_TABLES, is_delta_table, qualified, table_path, write_date
 from mobility.ledger import Policy, table_version
 from mobility.quality import TableResult, audit, raise_failed
 from mobility.quality_report import report_index, write_report
@@ -115,9 +115,10 @@ def prepare_release_table(spark: SparkSession, path: str, df: DataFrame) -> None
     from delta.tables import DeltaTable
 
     if not is_delta_table(spark, path):
-        # Delta refuses file:///x here as ambiguous with its own file:/x (DELTA_AMBIGUOUS_PATHS_IN_CREATE_TABLE).
-        location = "file:/" + path.removeprefix("file:///") if path.startswith("file:///") else path
-        builder = DeltaTable.createIfNotExists(spark).location(location).addColumns(df.schema).partitionedBy("date")
+        # The builder refuses a relative path (INVALID_SCHEMA_OR_RELATION_NAME) and calls
+        # file:///x ambiguous with its own file:/x (DELTA_AMBIGUOUS_PATHS_IN_CREATE_TABLE).
+        builder = (DeltaTable.createIfNotExists(spark).location(qualified(spark, path))
+                   .addColumns(df.schema).partitionedBy("date"))
         for key, value in RELEASE_TABLE_PROPERTIES.items():
             builder = builder.property(key, value)
         builder.execute()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -359,14 +360,18 @@ def test_an_empty_date_after_a_full_one_publishes_as_empty(spark, tmp_path, para
     assert ledger == {(DATE, 2), (after, 0), (DATE - dt.timedelta(days=1), 0)}
 
 
-def test_release_table_is_created_from_a_file_uri(spark, tmp_path):
-    """Lakes given as file:/// URIs (the cluster test's) get a release table without column statistics."""
+def test_release_table_is_created_from_a_file_uri_or_a_relative_path(spark, tmp_path):
+    """Lakes as file:/// URIs (the cluster test's) or relative paths (make demo's) get release tables.
+
+    Without column statistics, as every release table."""
     from delta.tables import DeltaTable
 
     from mobility.publish import RELEASE_TABLE_PROPERTIES, prepare_release_table
 
     uri = (tmp_path / "footfall").as_uri()
     assert uri.startswith("file:///")
-    prepare_release_table(spark, uri, _footfall(spark, 20))
-    props = DeltaTable.forPath(spark, uri).detail().first()["properties"]
-    assert {k: props.get(k) for k in RELEASE_TABLE_PROPERTIES} == RELEASE_TABLE_PROPERTIES
+    relative = os.path.relpath(tmp_path / "presence")  # conf/local.yaml's lake is relative
+    for path in (uri, relative):
+        prepare_release_table(spark, path, _footfall(spark, 20))
+        props = DeltaTable.forPath(spark, path).detail().first()["properties"]
+        assert {k: props.get(k) for k in RELEASE_TABLE_PROPERTIES} == RELEASE_TABLE_PROPERTIES, path
