@@ -92,8 +92,9 @@ def needed(names: list[str], shipped: set[str]) -> list[str]:
 
     Delta's Maven dependencies include log4j-core, log4j-slf4j2-impl and slf4j-api (1.7)
     and older Hadoop, Jackson and Parquet. Spark's own copies win for every class anyway
-    (its jars come first), but a second log4j/SLF4J on the driver's class path took the
-    run's log4j2 configuration over: the per-run log file stayed empty.
+    (its jars come first). With the whole set on ``spark.jars`` the per-run log file
+    stayed empty on a fresh clone; with only these it is written (``tests/test_ops.py``).
+    A second log4j/SLF4J beside Spark's is the likely reason (not reproduced in isolation).
     """
     return [n for n in names if artifact_of(n) not in shipped and artifact_of(n) not in BRIDGED_ARTIFACTS]
 
