@@ -25,16 +25,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from mobility.spark import (  # noqa: F401  (artifact_of is re-exported for tests)
-    DELTA_JAR_VERSION,
-    JARS_DIR,
-    MANIFEST,
-    artifact_of,
-    delta_package,
-    local_jars,
-    needed,
-    shipped_by_spark,
-)
+from mobility.spark import DELTA_JAR_VERSION, JARS_DIR, MANIFEST, delta_package, local_jars, needed, shipped_by_spark
 
 # Spark ships its own Scala library; Spark's Ivy resolution leaves it out too.
 EXCLUDED_ARTIFACTS = ("scala-library",)

@@ -266,7 +266,7 @@ def test_cli_pipeline_console_is_short_with_progress_and_spark_log_in_a_file(lak
 
 def test_jars_spark_ships_are_left_out():
     """A second log4j/SLF4J beside Spark's took the run's logging over; Delta's own jars stay."""
-    from mobility.jars import artifact_of, needed, shipped_by_spark
+    from mobility.spark import artifact_of, needed, shipped_by_spark
 
     assert artifact_of("zstd-jni-1.5.7-3.jar") == "zstd-jni"
     assert artifact_of("delta-spark_4.2_2.13-4.4.0.jar") == "delta-spark_4.2_2.13"
