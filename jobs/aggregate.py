@@ -5,6 +5,11 @@
 read -> count -> suppress (primary, then secondary) -> privacy audit -> publish. The
 aggregates are small; they are cached so that counting, the audit and the writes do
 not recount the events. Nothing is published unless the privacy audit finds nothing.
+
+Opt-outs: the rows of everyone whose opt-out is in force *now* are dropped from both
+inputs (their daily ids derived from the current raw preferences with the network and
+daily keys, ``jobs/_consent.py``), so a stage-3 re-run after a new opt-out no longer
+counts that person.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import types as T
 
 from contract.errors import InputError, ValidationError
+from jobs._consent import drop_opted_out_daily
 from mobility.io import check_schema, path_exists, read_date, table_path
 from mobility.publish import Publisher
 from mobility.runner import Context, run_job
@@ -58,6 +64,8 @@ def stage(ctx: Context, *, suppress: Callable[..., DataFrame] = mark_suppression
     anonymized = read_date(spark, table_path(cfg.lake, "anonymized_events"), date=date,
                            what="curated/anonymized_events")
     trips = read_date(spark, table_path(cfg.lake, "anonymized_trips"), date=date, what="curated/anonymized_trips")
+    kept, excluded = drop_opted_out_daily(ctx, {"anonymized_events": anonymized, "anonymized_trips": trips})
+    anonymized, trips = kept["anonymized_events"], kept["anonymized_trips"]
     factors = read_region_factors(ctx)
 
     distinct = kernels.distinct_people
@@ -74,6 +82,7 @@ def stage(ctx: Context, *, suppress: Callable[..., DataFrame] = mark_suppression
         counts = release_counts(marked, presence_counts, od_groups, k_min=k).first().asDict()
         summary = ctx.summary["aggregate"] = aggregate_summary(
             counts, expansion="region_factors" if factors is not None else "market_share")
+        summary["excluded_opted_out_rows"] = excluded
 
         # Audit exactly what is about to be published; a finding stops the run before any write.
         findings = audit_release(footfall, presence, od_flows, k)
@@ -96,7 +105,7 @@ def stage(ctx: Context, *, suppress: Callable[..., DataFrame] = mark_suppression
 
 
 def main(argv: list[str] | None = None, *, kernels: Kernels = BUILTIN, publisher: Publisher | None = None) -> int:
-    return run_job("aggregate", argv, stage, kernels=kernels, publisher=publisher)
+    return run_job("aggregate", argv, stage, needs=("network", "daily"), kernels=kernels, publisher=publisher)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,8 @@
-"""Stage 1: raw events -> ``curated/pseudonymized_events`` and ``curated/quarantine``.
+"""Stage 1: raw events -> ``curated/pseudonymized_events``, ``curated/quarantine`` and ``curated/opt_outs``.
+
+``curated/opt_outs`` is the opted-out set this run honoured (their pseudonyms and
+when the set was taken), for audits; later stages still read the preferences in
+force when *they* run (``jobs/_consent.py``).
 
     python -m jobs.pseudonymize --conf conf/local.yaml --date 2026-10-05
 """
@@ -10,10 +14,12 @@ import sys
 from pyspark import StorageLevel
 
 from mobility.io import read_raw
+from mobility.lifecycle import ensure_curated
 from mobility.publish import Publisher
 from mobility.quality import validate_inputs
 from mobility.runner import Context, run_job
 from mobility.summaries import check_stage1, stage1_summary
+from transforms.consent import pseudonyms_of, to_opt_outs
 from transforms.kernels import BUILTIN, Kernels
 from transforms.stage1 import (
     cells_valid_on,
@@ -36,8 +42,8 @@ def stage(ctx: Context) -> None:
     ctx.summary["validation"] = {r.table: "passed" for r in checked}
 
     p = cfg.privacy
-    tagged = tag_events(inputs["network_events"], date=date,
-                        opted_out=opted_out_msisdns(inputs["privacy_preferences"], as_of=ctx.run_ts),
+    opted_out = opted_out_msisdns(inputs["privacy_preferences"], as_of=ctx.run_ts)
+    tagged = tag_events(inputs["network_events"], date=date, opted_out=opted_out,
                         valid_cells=valid_cells, subscribers=inputs["subscribers"],
                         age_band_edges=cfg.generalization.age_band_edges, min_age=p.min_age,
                         exclude_business=p.exclude_business)
@@ -51,7 +57,10 @@ def stage(ctx: Context) -> None:
         raw_rows = next(r for r in checked if r.table == "network_events").observed("rows")
         check_stage1(summary, date=date, raw_rows=raw_rows, max_quarantine_share=cfg.quality.max_quarantine_share)
         outputs = [("pseudonymized_events", to_pseudonymized_events(tagged, date=date), summary["rows_out"]),
-                   ("quarantine", to_quarantine(tagged, date=date), summary["quarantined_total"])]
+                   ("quarantine", to_quarantine(tagged, date=date), summary["quarantined_total"]),
+                   ("opt_outs", to_opt_outs(pseudonyms_of(opted_out, hasher=hasher), date=date,
+                                            taken_at=ctx.run_ts), None)]
+        ensure_curated(spark, cfg.lake, cfg.retention, outputs)  # created without column statistics
         # Both are cheap projections of the cached frame: audited and written from it, not re-cached.
         ctx.summary["validation"]["report"] = ctx.publisher(spark, cfg, outputs, date=date, persist=False)
         ctx.summary["validation"].update({table: "passed" for table, _, _ in outputs})

@@ -85,6 +85,31 @@ class SparkConfig:
 
 
 @dataclass(frozen=True)
+class RetentionConfig:
+    """How long the restricted zone keeps data (``jobs.retention``), relative to the run's date.
+
+    ``<table>_days``: a date's rows are deleted, and purged physically, once the date is
+    more than that many days before the run's date. ``superseded_versions_hours``: how
+    long files no longer in a table's current version (replaced, deleted) stay readable
+    by time travel, for every curated *and* insights table. ``log_retention_days``: how
+    long Delta log entries are kept (``delta.logRetentionDuration``).
+    """
+
+    pseudonymized_events_days: int
+    anonymized_events_days: int
+    anonymized_trips_days: int
+    quarantine_days: int
+    opt_outs_days: int
+    superseded_versions_hours: int
+    log_retention_days: int
+
+    def days(self) -> dict[str, int]:
+        """Retention in days per curated table that expires by date."""
+        return {f.name.removesuffix("_days"): getattr(self, f.name) for f in dataclasses.fields(self)
+                if f.name.endswith("_days") and f.name != "log_retention_days"}
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole validated configuration of one environment."""
 
@@ -95,6 +120,7 @@ class Config:
     quality: QualityConfig
     insights: InsightsConfig
     spark: SparkConfig
+    retention: RetentionConfig
 
 
 def _coerce(value: Any, annotation: Any, key: str) -> Any:
@@ -187,6 +213,18 @@ def _validate(cfg: Config) -> None:
         raise ConfigError("config key 'insights.stay_min_minutes' must be positive")
 
 
+def _validate_retention(cfg: Config) -> None:
+    r = cfg.retention
+    for name, days in r.days().items():
+        if days < 1:
+            raise ConfigError(f"config key 'retention.{name}_days' must be at least 1 (the run's own date is kept), "
+                              f"got {days}")
+    if r.superseded_versions_hours < 0:
+        raise ConfigError("config key 'retention.superseded_versions_hours' must not be negative")
+    if r.log_retention_days < 1:
+        raise ConfigError("config key 'retention.log_retention_days' must be at least 1")
+
+
 def parse_overrides(overrides: list[str]) -> list[tuple[list[str], Any]]:
     """Parse ``section.key=value`` strings; values are read as YAML scalars or lists."""
     parsed = []
@@ -246,4 +284,5 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
         sections[name] = _build(cls, data[name], name)
     cfg = Config(**sections)
     _validate(cfg)
+    _validate_retention(cfg)
     return cfg
