@@ -147,21 +147,19 @@ def retention_check_off(spark: SparkSession, hours: int) -> Iterator[None]:
 
 
 def checkpoint(spark: SparkSession, path: str) -> bool:
-    """Write a checkpoint of the table's log (Delta then cleans log files older than its log retention).
+    """Write a checkpoint of the table's log; Delta then cleans log files older than its log retention.
 
-    Delta has no public API for it; the JVM ``DeltaLog`` is used. False if this Delta
-    version offers no way to call it (the next automatic checkpoint will clean instead).
+    Delta has no public API for it, so the JVM ``DeltaLog.checkpoint()`` is called. False
+    if this Delta version does not offer it (the next automatic checkpoint cleans instead).
     """
-    jvm, jspark = spark.sparkContext._jvm, spark._jsparkSession
-    log = jvm.org.apache.spark.sql.delta.DeltaLog.forTable(jspark, path)
-    for call in (lambda: log.checkpoint(), lambda: log.checkpoint(log.update(False, jvm.scala.Option.empty(),
-                                                                                     jvm.scala.Option.empty()))):
-        try:
-            call()
-            return True
-        except Exception:
-            continue
-    return False
+    from py4j.protocol import Py4JError
+
+    jvm = spark.sparkContext._jvm
+    try:
+        jvm.org.apache.spark.sql.delta.DeltaLog.forTable(spark._jsparkSession, path).checkpoint()
+    except Py4JError:
+        return False
+    return True
 
 
 def purge(spark: SparkSession, path: str, *, retain_hours: int) -> dict[str, int | bool]:
