@@ -143,16 +143,16 @@ def test_cells_valid_on_the_date(spark):
 
 
 def test_demographics_are_coarsened_and_crm_gaps_are_unknown(spark):
-    events = spark.createDataFrame([("1",), ("2",), ("9",)], "msisdn string")
+    events = spark.createDataFrame([("4917000000001",), ("4917000000002",), ("4917000000009",)], "msisdn string")
     subs = spark.createDataFrame([
-        ("1", dt.date(1990, 6, 1), "F", "consumer"),
-        ("2", None, None, "business"),
+        ("4917000000001", dt.date(1990, 6, 1), "F", "consumer"),
+        ("4917000000002", None, None, "business"),
     ], SUBSCRIBERS)
     out = with_demographics(events, subscribers=subs, date=D, age_band_edges=EDGES)
     assert "birth_date" not in out.columns
     got = {r.msisdn: (r.age_band, r.gender, r._business) for r in out.collect()}
-    assert got == {"1": ("35-44", "female", False), "2": ("unknown", "unknown", True),
-                   "9": ("unknown", "unknown", False)}
+    assert got == {"4917000000001": ("35-44", "female", False), "4917000000002": ("unknown", "unknown", True),
+                   "4917000000009": ("unknown", "unknown", False)}
 
 
 # --- stage 2 -------------------------------------------------------------------------------------
