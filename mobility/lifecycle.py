@@ -172,10 +172,12 @@ def purge(spark: SparkSession, path: str, *, retain_hours: int) -> dict[str, int
     reorged = props.get("delta.enableDeletionVectors", "false").lower() == "true"
     if reorged:
         spark.sql(f"REORG TABLE {sql_path(path)} APPLY (PURGE)")
+    before = version(spark, path)
     with retention_check_off(spark, retain_hours):
-        doomed = spark.sql(f"VACUUM {sql_path(path)} RETAIN {retain_hours} HOURS DRY RUN").count()
         spark.sql(f"VACUUM {sql_path(path)} RETAIN {retain_hours} HOURS").collect()
-    return {"files_removed": doomed, "deletion_vectors_purged": reorged, "checkpointed": checkpoint(spark, path)}
+    # VACUUM records its own START/END commits with the files it deleted (Delta's vacuum logging).
+    removed = metrics_since(spark, path, before, "numDeletedFiles")
+    return {"files_removed": removed, "deletion_vectors_purged": reorged, "checkpointed": checkpoint(spark, path)}
 
 
 def older_than(date: dt.date, days: int) -> dt.date:
