@@ -8,7 +8,7 @@ from __future__ import annotations
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 
-from contract.vocabulary import HEX64
+from contract.vocabulary import HEX64, MSISDN_PATTERN
 
 
 def count_if(cond: Column) -> Column:
@@ -66,3 +66,18 @@ def window_start(ts: Column, *, minutes: int) -> Column:
 def is_window_aligned(col: str, minutes: int) -> Column:
     """The timestamp is the start of a ``minutes`` window aligned to midnight UTC."""
     return F.coalesce((F.unix_timestamp(F.col(col)) % F.lit(minutes * 60)) == F.lit(0), F.lit(False))
+
+
+def canonical_msisdn(msisdn: Column) -> Column:
+    """The one canonical form of an MSISDN: E.164 digits, no ``+``, no blanks.
+
+    Blanks (spaces, tabs, no-break spaces) anywhere, then one leading ``+`` or
+    international ``00`` prefix, are removed; what is left must match
+    :data:`contract.vocabulary.MSISDN_PATTERN`, else the result is null (cannot be
+    normalized: e.g. letters, hyphens, a national ``0170...`` number, too short).
+    Applied to events, subscribers and preferences *before any join*, so that
+    ``+49 170 1234567``, ``0049170...`` and ``49170...`` are one person.
+    """
+    stripped = F.regexp_replace(msisdn, r"[\s\u00a0]+", "")
+    digits = F.regexp_replace(stripped, r"^(\+|00)", "")
+    return F.when(digits.rlike(MSISDN_PATTERN), digits)

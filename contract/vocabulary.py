@@ -30,8 +30,17 @@ REASONS = (
 )
 QUARANTINE_SOURCES = ("network_events",)
 
-# Each event's one disposition in stage 1.
-DISPOSITIONS = ("opted_out", "quarantine", "minor", "business", "kept")
+# Each event's one disposition in stage 1, in the order they are decided: consent first,
+# then the populations the law excludes, and only then data quality (an opted-out or
+# excluded person's bad row never reaches the quarantine).
+DISPOSITIONS = ("opted_out", "minor", "business", "quarantine", "kept")
+
+# Keyed-hash domains: the quarantine's identifiers are HMAC(network key, domain + value),
+# so they never equal (or join to) a curated ``pseudo_id`` = HMAC(network key, msisdn).
+QUARANTINE_ID_DOMAIN = "quarantine/"
+# Precision the quarantine keeps of a bad row: enough to find and fix the feed, not to follow a person.
+QUARANTINE_TIME_UNIT = "hour"        # event_ts truncated to the hour
+QUARANTINE_COORD_DECIMALS = 2        # about 1.1 km in latitude
 
 # Footfall suppression marks.
 PRIMARY, SECONDARY = "primary", "secondary"
@@ -60,3 +69,7 @@ def age_band_labels(edges: tuple[int, ...]) -> tuple[str, ...]:
 def age_bands(edges: tuple[int, ...]) -> tuple[str, ...]:
     """Every label stage 1 can produce: the bands and ``unknown``."""
     return (*age_band_labels(edges), UNKNOWN)
+
+# Curated tables that hold rows of a person (found by keyed pseudonyms) and so are erased
+# by ``jobs.erase``; the erasure log names them in ``table_name``.
+ERASED_TABLES = ("pseudonymized_events", "opt_outs", "anonymized_events", "anonymized_trips", "quarantine")

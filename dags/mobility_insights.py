@@ -1,4 +1,8 @@
-"""Daily mobility insights: pseudonymize >> anonymize >> aggregate, one event date per run.
+"""Daily mobility insights: pseudonymize >> anonymize >> aggregate >> retention, one event date per run.
+
+``retention`` runs after the release: it deletes (physically) what is older than the
+config's ``retention`` section allows relative to the run's date, and VACUUMs every
+table so superseded versions stop being readable (``jobs/retention.py``).
 
 Each run processes the date of its data interval (``{{ ds }}``) and every stage
 replaces exactly that date's partition, so catch-up, backfills, retries and manual
@@ -36,7 +40,7 @@ from airflow.sdk import DAG, CronDataIntervalTimetable
 
 DAG_ID = "mobility_insights"
 CONN_ID = "mobility_spark"
-STAGES = ("pseudonymize", "anonymize", "aggregate")
+STAGES = ("pseudonymize", "anonymize", "aggregate", "retention")
 DELTA_PACKAGE = "io.delta:delta-spark_4.2_2.13:4.4.0"  # mobility/spark.py pins the same jar
 
 # Jinja expressions, resolved on the worker when a task runs (no Variable lookups while
@@ -109,5 +113,5 @@ with DAG(
     user_defined_macros={"worker_env": os.environ.get},
     doc_md=__doc__,
 ) as dag:
-    pseudonymize, anonymize, aggregate = (stage_task(s) for s in STAGES)
-    pseudonymize >> anonymize >> aggregate
+    pseudonymize, anonymize, aggregate, retention = (stage_task(s) for s in STAGES)
+    pseudonymize >> anonymize >> aggregate >> retention

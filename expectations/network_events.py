@@ -10,7 +10,8 @@ import great_expectations as gx
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from contract.vocabulary import EVENT_TYPES, MSISDN_PATTERN
+from contract.columns import canonical_msisdn
+from contract.vocabulary import EVENT_TYPES
 from expectations.common import (
     SuiteParams,
     at_least,
@@ -29,7 +30,7 @@ def profile(df: DataFrame, p: SuiteParams, *, known_cells: DataFrame) -> DataFra
     """One row: row count and the share of rows passing each check (one scan, broadcast cell ids)."""
     known = F.broadcast(known_cells.select("cell_id").distinct().withColumn("_known", F.lit(True)))
     rows = df.select("msisdn", "event_ts", "event_type", "cell_id").join(known, on="cell_id", how="left")
-    wellformed = F.coalesce(F.col("msisdn").rlike(MSISDN_PATTERN), F.lit(False))
+    wellformed = canonical_msisdn(F.col("msisdn")).isNotNull()  # normalizable: '+49 ...', '0049...' are fine
     in_date = on_date("event_ts", p.date)
     cell_known = F.coalesce(F.col("_known"), F.lit(False))
     typed = F.coalesce(F.col("event_type").isin(*EVENT_TYPES), F.lit(False))

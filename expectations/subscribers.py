@@ -1,4 +1,10 @@
-"""Suite of the raw ``subscribers`` CRM snapshot: unique MSISDNs, plausible birth dates, coded values."""
+"""Suite of the raw ``subscribers`` CRM snapshot: unique MSISDNs, plausible birth dates, coded values.
+
+Uniqueness and well-formedness are judged on the *canonical* MSISDN: ``+4917...`` and
+``4917...`` are one subscriber listed twice (stage 1 would have to guess which row
+holds), and a number that cannot be normalized matches no event (its share is bounded by
+``quality.min_wellformed_msisdn_share``).
+"""
 
 from __future__ import annotations
 
@@ -8,8 +14,8 @@ import great_expectations as gx
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from contract.columns import count_if
-from contract.vocabulary import CUSTOMER_TYPES, GENDER_CODES, MSISDN_PATTERN
+from contract.columns import canonical_msisdn, count_if
+from contract.vocabulary import CUSTOMER_TYPES, GENDER_CODES
 from expectations.common import (
     MAX_AGE_YEARS,
     SuiteParams,
@@ -31,10 +37,11 @@ def profile(df: DataFrame, p: SuiteParams) -> DataFrame:
     oldest = dt.date(p.date.year - MAX_AGE_YEARS, p.date.month, min(p.date.day, 28))
     implausible = F.col("birth_date").isNotNull() & ((F.col("birth_date") > F.lit(p.date))
                                                       | (F.col("birth_date") < F.lit(oldest)))
+    canonical = canonical_msisdn(F.col("msisdn"))
     return df.agg(
-        (F.count(F.lit(1)) - F.count_distinct("msisdn")).alias("duplicate_msisdns"),
+        (F.count(canonical) - F.count_distinct(canonical)).alias("duplicate_msisdns"),
         count_if(F.col("msisdn").isNull()).alias("null_msisdns"),
-        share_if(F.coalesce(F.col("msisdn").rlike(MSISDN_PATTERN), F.lit(False))).alias("wellformed_msisdn_share"),
+        share_if(canonical.isNotNull()).alias("wellformed_msisdn_share"),
         share_if(~implausible).alias("plausible_birth_date_share"),
         not_in_set("gender", tuple(GENDER_CODES), allow_null=True),
         not_in_set("customer_type", CUSTOMER_TYPES),
@@ -44,7 +51,7 @@ def profile(df: DataFrame, p: SuiteParams) -> DataFrame:
 def build_suite(p: SuiteParams) -> gx.ExpectationSuite:
     return make_suite(TABLE, [
         *schema_expectations(COLUMNS),
-        none_bad("duplicate_msisdns", "subscribers are unique by MSISDN"),
+        none_bad("duplicate_msisdns", "subscribers are unique by canonical MSISDN (after removing blanks, '+', '00')"),
         none_bad("null_msisdns", "no subscriber without MSISDN"),
         at_least("wellformed_msisdn_share", p.min_wellformed_msisdn_share,
                  "share of well-formed MSISDNs >= quality.min_wellformed_msisdn_share"),

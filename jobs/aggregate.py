@@ -6,6 +6,13 @@ read -> count -> suppress (primary, then whole breakdowns where the remainder wo
 be small or pinned) -> privacy audit -> publish (checked against earlier releases). The
 aggregates are small; they are cached so that counting, the audit and the writes do
 not recount the events. Nothing is published unless the privacy audit finds nothing.
+
+Opt-outs: the rows of everyone whose opt-out is in force *now* are dropped from both
+inputs (their daily ids derived from the current raw preferences with the network and
+daily keys, ``jobs/_consent.py``), so a stage-3 run after a new opt-out does not count
+that person. A re-run of a date released *before* the opt-out is then normally
+refused by the republish check (exit 1): the new release minus the old one would be
+that one person. The earlier release, made while they had consented, stays.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from pyspark.sql import types as T
 
 from contract.errors import InputError, ValidationError
 from contract.vocabulary import GENDERS, age_bands
+from jobs._consent import drop_opted_out_daily
 from mobility.io import check_schema, path_exists
 from mobility.ledger import read_pinned
 from mobility.publish import Publisher
@@ -64,6 +72,11 @@ def stage(ctx: Context, *, suppress: Callable[..., DataFrame] = mark_suppression
     heal(ctx, OUTPUTS)
     anonymized = read_pinned(spark, cfg.lake, "anonymized_events", date, what="curated/anonymized_events")
     trips = read_pinned(spark, cfg.lake, "anonymized_trips", date, what="curated/anonymized_trips")
+    # Opt-outs in force now, whenever stage 2 ran: a re-run of this stage alone honours them.
+    kept, excluded, opted_out = drop_opted_out_daily(ctx, {"anonymized_events": anonymized,
+                                                           "anonymized_trips": trips})
+    anonymized, trips = kept["anonymized_events"], kept["anonymized_trips"]
+    ctx.summary["aggregate"] = {"excluded_opted_out_rows": excluded}
     factors = read_region_factors(ctx)
 
     distinct = kernels.distinct_people
@@ -71,7 +84,7 @@ def stage(ctx: Context, *, suppress: Callable[..., DataFrame] = mark_suppression
     labels = len(age_bands(g.age_band_edges)) * len(GENDERS)  # public: every (age band, gender) pair
     marked = suppress(count_visitors(anonymized, distinct=distinct), k_min=k, labels=labels).persist()
     od_groups = count_od_trips(trips, distinct=distinct).persist()
-    cached = [presence_counts, marked, od_groups]
+    cached = [opted_out, presence_counts, marked, od_groups]
     try:
         footfall = to_footfall(marked.filter("suppression IS NULL"), k_min=k, h3_resolution=g.h3_resolution)
         presence = to_presence(presence_counts, k_min=k, h3_resolution=g.h3_resolution,
@@ -79,8 +92,8 @@ def stage(ctx: Context, *, suppress: Callable[..., DataFrame] = mark_suppression
         cached.append(presence)
         od_flows = to_od_flows(od_groups, k_min=k, h3_resolution=g.od_h3_resolution)
         counts = release_counts(marked, presence_counts, od_groups, k_min=k).first().asDict()
-        summary = ctx.summary["aggregate"] = aggregate_summary(
-            counts, expansion="region_factors" if factors is not None else "market_share")
+        summary = ctx.summary["aggregate"] = {**ctx.summary["aggregate"], **aggregate_summary(
+            counts, expansion="region_factors" if factors is not None else "market_share")}
 
         # Audit exactly what is about to be published; a finding stops the run before any write.
         findings = audit_release(footfall, presence, od_flows, k, labels=labels)
@@ -100,7 +113,7 @@ def stage(ctx: Context, *, suppress: Callable[..., DataFrame] = mark_suppression
 
 
 def main(argv: list[str] | None = None, *, kernels: Kernels = BUILTIN, publisher: Publisher | None = None) -> int:
-    return run_job("aggregate", argv, stage, kernels=kernels, publisher=publisher)
+    return run_job("aggregate", argv, stage, needs=("network", "daily"), kernels=kernels, publisher=publisher)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,10 @@ detected here. The events are located at both H3 resolutions in one pass (rows w
 position fix through the vectorized UDF, the others from the cell table) and cached;
 both outputs are computed from that cache. The daily id is computed only
 for the rows that survive the collapse to person/window/cell, and for the trip rows.
+
+Opt-outs: the events of everyone whose opt-out is in force *now* (the current raw
+``privacy_preferences``, hashed with the network key) are dropped first, so a stage-2
+re-run of a past date after a new opt-out no longer holds that person.
 """
 
 from __future__ import annotations
@@ -17,11 +21,14 @@ from pyspark import StorageLevel
 from pyspark.sql import Observation
 from pyspark.sql import functions as F
 
+from contract.columns import count_if
+from jobs._consent import opted_out_pseudonyms
 from mobility.io import read_raw
 from mobility.ledger import read_pinned
 from mobility.publish import Publisher
 from mobility.runner import Context, heal, publish, run_job
 from mobility.secrets import derive_daily_key
+from transforms.consent import with_excluded_flag
 from transforms.flows import detect_trips, to_anonymized_trips
 from transforms.kernels import BUILTIN, Kernels
 from transforms.stage1 import cells_valid_on
@@ -42,7 +49,9 @@ def stage(ctx: Context) -> None:
     counted = Observation("anonymize")
     # The events located at both resolutions, cached: one computation feeds both outputs.
     located = (
-        events.observe(counted, F.count(F.lit(1)).alias("rows_in"))
+        events.transform(with_excluded_flag, ids=opted_out_pseudonyms(ctx), on="pseudo_id")
+        .observe(counted, F.count(F.lit(1)).alias("rows_in"), count_if(F.col("_excluded")).alias("excluded"))
+        .filter(~F.col("_excluded"))
         .select("date", "pseudo_id", "event_ts", "cell_id", "latitude", "longitude", "age_band", "gender")
         .transform(kernels.locate, cells_h3=cells_h3, targets={c: (f"cell_{c}", r) for c, r in targets.items()})
         .drop("cell_id", "latitude", "longitude")
@@ -64,6 +73,7 @@ def stage(ctx: Context) -> None:
                    for t, frame in zip(OUTPUTS, (anonymized, trips), strict=True)]
         rows = publish(ctx, outputs).rows
         ctx.summary["anonymize"] = {"rows_in": counted.get["rows_in"],
+                                    "excluded_opted_out": counted.get["excluded"],
                                     "rows_out_person_window_cell": rows["anonymized_events"],
                                     "trips_out": rows["anonymized_trips"]}
     finally:
@@ -71,7 +81,7 @@ def stage(ctx: Context) -> None:
 
 
 def main(argv: list[str] | None = None, *, kernels: Kernels = BUILTIN, publisher: Publisher | None = None) -> int:
-    return run_job("anonymize", argv, stage, needs=("daily",), kernels=kernels, publisher=publisher)
+    return run_job("anonymize", argv, stage, needs=("network", "daily"), kernels=kernels, publisher=publisher)
 
 
 if __name__ == "__main__":

@@ -158,9 +158,19 @@ def generate_preferences(subscribers: DataFrame, *, seed: int, first_date: dt.da
     after = F.to_timestamp(F.lit(last_date + dt.timedelta(days=1)))
     hours = lambda salt: F.make_dt_interval(F.lit(0), F.floor(_u(seed, salt, "sub") * 1400).cast("int"))  # noqa: E731
 
+    # Some records are written as people and portals write numbers ('+49...', '0049...',
+    # '+49 170 1234567'): stage 1 must normalize them before the opt-out join.
+    fmt = _u(seed, "pref-format", "sub")
+    m = F.col("msisdn")
+    written = (F.when(fmt < 0.03, F.concat(F.lit("+"), m))
+               .when(fmt < 0.06, F.concat(F.lit("00"), m))
+               .when(fmt < 0.08, F.concat_ws(" ", F.concat(F.lit("+"), F.substring(m, 1, 2)), F.substring(m, 3, 3),
+                                             F.substring(m, 6, 20)))
+               .otherwise(m))
+
     def record(df: DataFrame, opt_out: Column, opt_in: Column, ts: Column) -> DataFrame:
         return df.select(
-            "msisdn",
+            written.alias("msisdn"),
             opt_out.alias("analytics_opt_out"),
             opt_in.alias("location_offers_opt_in"),
             ts.alias("updated_at"),
@@ -257,7 +267,7 @@ def inject_bad_rows(events: DataFrame, *, seed: int, date: dt.date, share: float
     cls = F.when(band < len(BAD_CLASSES), F.element_at(F.array(*[F.lit(c) for c in BAD_CLASSES]), band + 1))
     ev = events.withColumn("bad_class", cls)
     malformed = _pick(_u(seed, f"malf/{d}", "eid"),
-                      [(1, "+49 170 "), (1, "0170-"), (1, "49abc"), (1, "1")])
+                      [(1, "+49 170-"), (1, "0170-"), (1, "49abc"), (1, "1")])
     shift_days = F.when(_u(seed, f"shift/{d}", "eid") < 0.5, F.lit(-1)).otherwise(F.lit(1))
     return ev.select(
         F.when(F.col("bad_class") == "null_msisdn", F.lit(None))

@@ -1,4 +1,8 @@
-"""Stage 1: raw events -> ``curated/pseudonymized_events`` and ``curated/quarantine``.
+"""Stage 1: raw events -> ``curated/pseudonymized_events``, ``curated/quarantine`` and ``curated/opt_outs``.
+
+``curated/opt_outs`` is the opted-out set this run honoured (their pseudonyms and
+when the set was taken), for audits; later stages still read the preferences in
+force when *they* run (``jobs/_consent.py``).
 
     python -m jobs.pseudonymize --conf conf/local.yaml --date 2026-10-05
 """
@@ -14,6 +18,7 @@ from mobility.publish import Publisher
 from mobility.quality import validate_inputs
 from mobility.runner import Context, heal, publish, run_job
 from mobility.summaries import check_stage1, stage1_summary
+from transforms.consent import pseudonyms_of, to_opt_outs
 from transforms.kernels import BUILTIN, Kernels
 from transforms.stage1 import (
     cells_valid_on,
@@ -24,7 +29,7 @@ from transforms.stage1 import (
     with_pseudonyms,
 )
 
-OUTPUTS = ("pseudonymized_events", "quarantine")
+OUTPUTS = ("pseudonymized_events", "quarantine", "opt_outs")
 
 
 def stage(ctx: Context) -> None:
@@ -39,8 +44,8 @@ def stage(ctx: Context) -> None:
     ctx.summary["validation"] = {r.table: "passed" for r in checked}
 
     p = cfg.privacy
-    tagged = tag_events(inputs["network_events"], date=date,
-                        opted_out=opted_out_msisdns(inputs["privacy_preferences"], as_of=ctx.run_ts),
+    opted_out = opted_out_msisdns(inputs["privacy_preferences"], as_of=ctx.run_ts)
+    tagged = tag_events(inputs["network_events"], date=date, opted_out=opted_out,
                         valid_cells=valid_cells, subscribers=inputs["subscribers"],
                         age_band_edges=cfg.generalization.age_band_edges, min_age=p.min_age,
                         exclude_business=p.exclude_business)
@@ -54,8 +59,11 @@ def stage(ctx: Context) -> None:
         raw_rows = next(r for r in checked if r.table == "network_events").observed("rows")
         check_stage1(summary, date=date, raw_rows=raw_rows, max_quarantine_share=cfg.quality.max_quarantine_share)
         outputs = [("pseudonymized_events", to_pseudonymized_events(tagged, date=date), summary["rows_out"]),
-                   ("quarantine", to_quarantine(tagged, date=date), summary["quarantined_total"])]
-        # Both are cheap projections of the cached frame: audited and written from it, not re-cached.
+                   ("quarantine", to_quarantine(tagged, date=date), summary["quarantined_total"]),
+                   ("opt_outs", to_opt_outs(pseudonyms_of(opted_out, hasher=hasher), date=date,
+                                            taken_at=ctx.run_ts), None)]
+        # Events and quarantine are cheap projections of the cached frame (audited and written
+        # from it, not re-cached); opt_outs is the small preferences table, hashed.
         publish(ctx, outputs, persist=False)
     finally:
         tagged.unpersist()

@@ -113,6 +113,37 @@ class PortalConfig:
 
 
 @dataclass(frozen=True)
+class RetentionConfig:
+    """How long the restricted zone keeps data (``jobs.retention``), relative to the run's date.
+
+    ``<table>_days``: a date's rows are deleted, and purged physically, once the date is
+    more than that many days before the run's date. ``superseded_versions_hours``: how
+    long files no longer in a table's current version (replaced, deleted) stay readable
+    by time travel, for every curated *and* insights table. ``log_retention_days``: how
+    long Delta log entries are kept (``delta.logRetentionDuration``).
+    """
+
+    pseudonymized_events_days: int
+    anonymized_events_days: int
+    anonymized_trips_days: int
+    quarantine_days: int
+    opt_outs_days: int
+    superseded_versions_hours: int
+    log_retention_days: int
+
+    def days(self) -> dict[str, int]:
+        """Retention in days per curated table that expires by date."""
+        return {f.name.removesuffix("_days"): getattr(self, f.name) for f in dataclasses.fields(self)
+                if f.name.endswith("_days") and f.name != "log_retention_days"}
+
+    @classmethod
+    def defaults(cls) -> RetentionConfig:
+        """What a deployment without a ``retention`` section gets (the values of ``conf/local.yaml``)."""
+        return cls(pseudonymized_events_days=7, anonymized_events_days=30, anonymized_trips_days=30,
+                   quarantine_days=14, opt_outs_days=30, superseded_versions_hours=24, log_retention_days=7)
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole validated configuration of one environment."""
 
@@ -125,6 +156,9 @@ class Config:
     spark: SparkConfig
     # Optional: only the portal and jobs.export_preferences need it (they fail without it).
     portal: PortalConfig | None = None
+    # Optional as a whole (older deployments have none: they get RetentionConfig.defaults());
+    # a section that is present must name every key.
+    retention: RetentionConfig = field(default_factory=RetentionConfig.defaults)
 
 
 def _coerce(value: Any, annotation: Any, key: str) -> Any:
@@ -235,6 +269,18 @@ def _validate_portal(pc: PortalConfig) -> None:
         raise ConfigError(f"config key 'portal.port' must be 1..65535, got {pc.port}")
 
 
+def _validate_retention(cfg: Config) -> None:
+    r = cfg.retention
+    for name, days in r.days().items():
+        if days < 1:
+            raise ConfigError(f"config key 'retention.{name}_days' must be at least 1 (the run's own date is kept), "
+                              f"got {days}")
+    if r.superseded_versions_hours < 0:
+        raise ConfigError("config key 'retention.superseded_versions_hours' must not be negative")
+    if r.log_retention_days < 1:
+        raise ConfigError("config key 'retention.log_retention_days' must be at least 1")
+
+
 def parse_overrides(overrides: list[str]) -> list[tuple[list[str], Any]]:
     """Parse ``section.key=value`` strings; values are read as YAML scalars or lists."""
     parsed = []
@@ -288,15 +334,17 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
     unknown = sorted(set(data) - set(hints))
     if unknown:
         raise ConfigError(f"unknown config section '{unknown[0]}'")
-    optional = {f.name for f in dataclasses.fields(Config) if f.default is not dataclasses.MISSING}
+    optional = {f.name for f in dataclasses.fields(Config)
+                if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING}
     for name, cls in hints.items():
         if name not in data and name in optional:
             continue
         if name not in data:
             raise ConfigError(f"missing config section '{name}'")
-        if name in optional:
+        if typing.get_args(cls):  # X | None
             cls = next(a for a in typing.get_args(cls) if a is not type(None))
         sections[name] = _build(cls, data[name], name)
     cfg = Config(**sections)
     _validate(cfg)
+    _validate_retention(cfg)
     return cfg

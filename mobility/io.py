@@ -18,7 +18,8 @@ from contract.errors import InputError
 from contract.schemas import RAW_TABLES
 from mobility.config import LakeConfig
 
-CURATED_TABLES = ("pseudonymized_events", "anonymized_events", "anonymized_trips", "quarantine")
+CURATED_TABLES = ("pseudonymized_events", "anonymized_events", "anonymized_trips", "quarantine", "opt_outs",
+                  "erasure_log")
 INSIGHTS_TABLES = ("footfall", "od_flows", "presence")
 
 

@@ -35,6 +35,10 @@ from mobility.config import Config, LakeConfig
 from mobility.io import CURATED_TABLES, INSIGHTS_TABLES, is_delta_table, path_exists, table_path
 
 RELEASE_LEDGER = "_release_ledger"
+# Ledger events besides "published" and "recovered": rows deleted by jobs.erase (people)
+# and by jobs.retention (dates before the row's ``date``); the version is the one after
+# the deletion, so recovery keeps it and readers of earlier dates read it.
+ERASED, EXPIRED = "erased", "expired"
 PUBLISH_LEDGER = "_publish_ledger"
 # The rule that decides which footfall groups are released (see transforms/disclosure.py).
 SUPPRESSION_RULE = "remainder-guard-v1"
@@ -43,7 +47,7 @@ SCHEMA = T.StructType([
     T.StructField("run_id", T.StringType(), False),
     T.StructField("recorded_at", T.TimestampType(), False),
     T.StructField("job", T.StringType(), False),
-    T.StructField("event", T.StringType(), False),  # published | recovered
+    T.StructField("event", T.StringType(), False),  # published | recovered | erased | expired | erasure
     T.StructField("date", T.DateType(), True),
     T.StructField("table_name", T.StringType(), False),
     T.StructField("version", T.LongType(), False),
@@ -160,7 +164,7 @@ def vacuum_now(spark: SparkSession, path: str) -> None:
 
 # Commits that change no row (file housekeeping): a table whose only commits since the
 # ledger's version are these holds what the ledger recorded.
-HOUSEKEEPING = ("VACUUM START", "VACUUM END", "SET TBLPROPERTIES", "OPTIMIZE", "REORG")
+HOUSEKEEPING = ("CREATE TABLE", "VACUUM START", "VACUUM END", "SET TBLPROPERTIES", "OPTIMIZE", "REORG")
 
 
 def unrecorded_changes(spark: SparkSession, path: str, known: int | None) -> list[int]:
@@ -234,20 +238,41 @@ def latest_publication(spark: SparkSession, lake: LakeConfig, zone: str, date: d
 def read_pinned(spark: SparkSession, lake: LakeConfig, table: str, date: dt.date, *, what: str) -> DataFrame:
     """One date of a table, at the version its newest publication of that date recorded.
 
-    Raises FileNotFoundError when the date was never published. Time travel may be
-    gone (log retention); the current version is then used if the ledger's row count
-    and digest of the date still match it, else InputError.
+    If rows of the table were erased (``jobs.erase``) after that publication, the
+    version the newest erasure recorded is read instead: it holds the publication minus
+    the erased people. A date that retention expired after its publication is an
+    InputError. Raises FileNotFoundError when the date was never published. Time travel
+    may be gone (log retention); the current version is then used if the ledger's row
+    count and digest of the date still match it, else InputError.
     """
-    rows = [r.asDict() for r in published(spark, lake, zone_of(table), date)
-            .filter(F.col("table_name") == F.lit(table)).collect()]  # one row per publication of the date
-    row = max(rows, key=lambda r: r["recorded_at"]) if rows else None
+    rows = [r.asDict() for r in read_ledger(spark, lake, zone_of(table))
+            .filter((F.col("table_name") == F.lit(table))
+                    & (((F.col("event") == F.lit("published")) & (F.col("date") == F.lit(date)))
+                       | F.col("event").isin(ERASED, EXPIRED)))
+            .collect()]  # one row per publication of the date, erasure and retention run
+    publications = [r for r in rows if r["event"] == "published"]
+    row = max(publications, key=lambda r: r["recorded_at"]) if publications else None
     path = table_path(lake, table)
     if row is None:
         raise FileNotFoundError(f"{what} of {date.isoformat()} was never published (no entry in the ledger at "
                                 f"{ledger_path(lake, zone_of(table))}): run the previous stage first")
+    later = [r for r in rows if r["event"] != "published" and r["version"] > row["version"]]
+    expired = [r for r in later if r["event"] == EXPIRED and r["date"] is not None and date < r["date"]]
+    if expired:
+        raise InputError(f"{what} of {date.isoformat()} was deleted by retention (jobs.retention removed the dates "
+                         f"before {expired[0]['date'].isoformat()}); it cannot be processed again")
+    version = max([int(row["version"])] + [int(r["version"]) for r in later])
     at_date = F.col("date") == F.lit(date)
+    current_version = table_version(spark, path)
+    known = max(int(r["version"]) for r in read_ledger(spark, lake, zone_of(table))
+                .filter(F.col("table_name") == F.lit(table)).select("version").collect())  # a few rows per date
+    if current_version is not None and not unrecorded_changes(spark, path, known):
+        # Everything since the pinned version is in the ledger: publications of other
+        # dates, erasures, expiries, recoveries. The date's rows are then the current
+        # ones, read without time travel.
+        return spark.read.format("delta").load(path).filter(at_date)
     try:
-        pinned = spark.read.format("delta").option("versionAsOf", int(row["version"])).load(path).filter(at_date)
+        pinned = spark.read.format("delta").option("versionAsOf", version).load(path).filter(at_date)
         missing = [f for f in pinned.inputFiles() if not path_exists(spark, f)]  # the date's files only
         if not missing:
             return pinned
@@ -255,9 +280,9 @@ def read_pinned(spark: SparkSession, lake: LakeConfig, table: str, date: dt.date
     except AnalysisException as exc:  # the version's log entry is gone (log retention)
         reason = str(exc).splitlines()[0]
     current = spark.read.format("delta").load(path).filter(at_date)
-    if row["digest"] is not None and fingerprint(current) == (row["rows"], row["digest"]):
+    if version == row["version"] and row["digest"] is not None and fingerprint(current) == (row["rows"], row["digest"]):
         return current
-    raise InputError(f"{what} of {date.isoformat()}: version {row['version']} recorded in the ledger cannot be read "
+    raise InputError(f"{what} of {date.isoformat()}: version {version} recorded in the ledger cannot be read "
                      f"({reason}) and the current version is not provably the same")
 
 

@@ -34,8 +34,9 @@ from pyspark.sql import functions as F
 from contract.errors import ValidationError
 from mobility import ledger
 from mobility.config import Config
-from mobility.io import INSIGHTS_TABLES, is_delta_table, qualified, table_path, write_date
+from mobility.io import INSIGHTS_TABLES, is_delta_table, table_path, write_date
 from mobility.ledger import Policy, table_version
+from mobility.lifecycle import curated_properties, prepare_table, release_properties
 from mobility.quality import TableResult, audit, raise_failed
 from mobility.quality_report import report_index, write_report
 from mobility.release import check_republish
@@ -43,9 +44,6 @@ from mobility.release import check_republish
 Output = tuple[str, DataFrame, int | None]  # table, frame, rows the run summary expects (None: not checked)
 
 
-# Release tables keep no per-file column statistics in the Delta log: a one-row file's
-# min = max would be the row itself, and log entries outlive VACUUM.
-RELEASE_TABLE_PROPERTIES = {"delta.dataSkippingNumIndexedCols": "0"}
 # Test-only: after committing the named table, touch MI_TEST_PAUSE_FILE and wait (crash tests).
 PAUSE_AFTER_ENV, PAUSE_FILE_ENV = "MI_TEST_PAUSE_AFTER", "MI_TEST_PAUSE_FILE"
 
@@ -110,24 +108,9 @@ def undo(spark: SparkSession, path: str, before: int | None, *, date: dt.date) -
 Writer = Callable[..., None]  # (df, path, *, date) -> None
 
 
-def prepare_release_table(spark: SparkSession, path: str, df: DataFrame) -> None:
-    """Create a release table with :data:`RELEASE_TABLE_PROPERTIES`, or set them on an older one."""
-    from delta.tables import DeltaTable
-
-    if not is_delta_table(spark, path):
-        # The builder refuses a relative path (INVALID_SCHEMA_OR_RELATION_NAME) and calls
-        # file:///x ambiguous with its own file:/x (DELTA_AMBIGUOUS_PATHS_IN_CREATE_TABLE).
-        builder = (DeltaTable.createIfNotExists(spark).location(qualified(spark, path))
-                   .addColumns(df.schema).partitionedBy("date"))
-        for key, value in RELEASE_TABLE_PROPERTIES.items():
-            builder = builder.property(key, value)
-        builder.execute()
-        return
-    props = DeltaTable.forPath(spark, path).detail().first()["properties"] or {}
-    missing = {k: v for k, v in RELEASE_TABLE_PROPERTIES.items() if props.get(k) != v}
-    if missing:
-        settings = ", ".join(f"'{k}' = '{v}'" for k, v in missing.items())
-        spark.sql(f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES ({settings})")
+def table_properties_for(cfg: Config, table: str) -> dict[str, str]:
+    """The Delta properties a table is created with (and kept at): lifecycle, no column statistics."""
+    return release_properties(cfg.retention) if table in INSIGHTS_TABLES else curated_properties(cfg.retention)
 
 
 def _pause_point(table: str) -> None:
@@ -204,9 +187,8 @@ class DeltaPublisher:
     def _write_all(self, spark: SparkSession, cfg: Config, frames: list[Output], results: list[TableResult], *,
                    date: dt.date) -> dict[str, int]:
         paths = {table: table_path(cfg.lake, table) for table, _, _ in frames}
-        for table, df, _ in frames:
-            if table in INSIGHTS_TABLES:
-                prepare_release_table(spark, paths[table], df)
+        for table, df, _ in frames:  # created before the first write: no column statistics in any log entry
+            prepare_table(spark, paths[table], df.schema, table_properties_for(cfg, table))
         befores = {table: table_version(spark, path) for table, path in paths.items()}
         written: list[str] = []
         versions: dict[str, int] = {}

@@ -132,6 +132,10 @@ def _run(job: str, args: argparse.Namespace, date: dt.date, cfg: Config, keys: K
         console.log_exception(log, exc)
         if ctx is not None:
             print(format_summary(job, date, ctx.summary))
+            try:  # a failed run's counts are kept too (what it excluded before it stopped), with the error
+                write_summary(ctx, job, error=message)
+            except Exception as write_exc:  # the run's own error is the one to report
+                console.log_exception(log, write_exc)
         print(f"log: {log}", file=sys.stderr)
         print(f"error: {message}", file=sys.stderr)
         return code
@@ -166,9 +170,11 @@ def publish(ctx: Context, outputs: list, *, persist: bool = True) -> Publication
     return publication
 
 
-def write_summary(ctx: Context, job: str) -> None:
-    """Keep the run summary as JSON beside the data-quality reports (for auditors)."""
+def write_summary(ctx: Context, job: str, *, error: str | None = None) -> None:
+    """Keep the run summary as JSON beside the data-quality reports (for auditors); a failed run's with its error."""
     uri = f"{ctx.cfg.lake.reports.rstrip('/')}/runs/{ctx.date.isoformat()}/{job}.json"
     payload = {"job": job, "date": ctx.date.isoformat(), "run_ts": ctx.run_ts.isoformat() + "Z",
-               "summary": ctx.summary}
+               "outcome": "failed" if error else "succeeded", "summary": ctx.summary}
+    if error:
+        payload["error"] = error
     write_text(ctx.spark, uri, json.dumps(payload, indent=2, default=str))

@@ -32,6 +32,11 @@ BASE_CONF: dict[str, str] = {
     # (defence in depth: keys never enter a plan in the first place).
     "spark.redaction.regex": "(?i)secret|password|token|access[.]key|mi_.*key",
     "spark.sql.redaction.string.regex": "(?i)mi_(network|daily)_key[^,\\s]*",
+    # Whether an old table version can still be read is judged by its files, as any other
+    # Delta reader would judge it (mobility/release.py, ledger.read_pinned). Delta's own
+    # refusal to time-travel beyond delta.deletedFileRetentionDuration would make the
+    # republish check skip an earlier release whose files another reader can still read.
+    "spark.databricks.delta.vacuum.enforceTimeTravelWithinDeletedFileRetentionDuration": "false",
 }
 
 # Local mode only: small machines, no UI unless asked for.

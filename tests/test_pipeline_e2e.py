@@ -104,7 +104,7 @@ def events_for(day: dt.date) -> list[tuple]:
     rows += [ev(n, day, "14:00", "C3", etype="handover") for n in U_]
     rows += [
         ev(60, day, "09:00", "C1", number=""),                       # missing_msisdn ("" counts as missing)
-        ev(61, day, "09:00", "C1", number="+49 170 0000061"),        # malformed_msisdn
+        ev(61, day, "09:00", "C1", number="+49-170-0000061"),        # malformed_msisdn (hyphens: not normalizable)
         ev(62, day, "09:00", "ZZ-UNKNOWN"),                          # unknown_cell
         ev(63, day - dt.timedelta(days=1), "23:30", "C1"),           # event_ts_outside_date
         ev(64, day, "09:00", "C1", etype="mms"),                     # unknown_event_type

@@ -360,18 +360,26 @@ def test_an_empty_date_after_a_full_one_publishes_as_empty(spark, tmp_path, para
     assert ledger == {(DATE, 2), (after, 0), (DATE - dt.timedelta(days=1), 0)}
 
 
-def test_release_table_is_created_from_a_file_uri_or_a_relative_path(spark, tmp_path):
-    """Lakes as file:/// URIs (the cluster test's) or relative paths (make demo's) get release tables.
+def test_tables_are_created_from_a_file_uri_or_a_relative_path(spark, tmp_path):
+    """Lakes as file:/// URIs (the cluster test's) or relative paths (make demo's) get their tables.
 
-    Without column statistics, as every release table."""
+    Release tables without column statistics, curated ones also without change data feed,
+    both with the retention section's lifecycle properties."""
     from delta.tables import DeltaTable
 
-    from mobility.publish import RELEASE_TABLE_PROPERTIES, prepare_release_table
+    from mobility.config import load_config
+    from mobility.lifecycle import prepare_table
+    from mobility.publish import table_properties_for
 
+    cfg = load_config(write_conf(tmp_path))  # conf/local.yaml's retention: 24 hours of superseded files
     uri = (tmp_path / "footfall").as_uri()
     assert uri.startswith("file:///")
     relative = os.path.relpath(tmp_path / "presence")  # conf/local.yaml's lake is relative
-    for path in (uri, relative):
-        prepare_release_table(spark, path, _footfall(spark, 20))
-        props = DeltaTable.forPath(spark, path).detail().first()["properties"]
-        assert {k: props.get(k) for k in RELEASE_TABLE_PROPERTIES} == RELEASE_TABLE_PROPERTIES, path
+    for table in ("footfall", "pseudonymized_events"):
+        wanted = table_properties_for(cfg, table)
+        assert wanted["delta.dataSkippingNumIndexedCols"] == "0"
+        assert wanted["delta.deletedFileRetentionDuration"] == "interval 24 hours"
+        for path in (f"{uri}-{table}", f"{relative}-{table}"):
+            prepare_table(spark, path, _footfall(spark, 20).schema, wanted)
+            props = DeltaTable.forPath(spark, path).detail().first()["properties"]
+            assert {k: props.get(k) for k in wanted} == wanted, path

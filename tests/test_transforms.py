@@ -72,7 +72,7 @@ def test_quarantine_reasons_first_match_wins(spark):
         ("a", "4917012345678", ts("10:00"), "voice", True, None, None, None),
         ("b", None, ts("10:00"), "voice", True, None, None, "missing_msisdn"),
         ("c", " ", ts("10:00"), "voice", True, None, None, "missing_msisdn"),
-        ("d", "+49 170 123", ts("10:00"), "voice", True, None, None, "malformed_msisdn"),
+        ("d", "+49 170-123", ts("10:00"), "voice", True, None, None, "malformed_msisdn"),
         ("e", "017012345678", ts("10:00"), "voice", True, None, None, "malformed_msisdn"),
         ("f", "4917012345678", ts("10:00"), "VOICE", True, None, None, "unknown_event_type"),
         ("g", "4917012345678", ts("10:00"), None, True, None, None, "unknown_event_type"),
@@ -118,14 +118,14 @@ def test_gender_labels(spark):
 
 def test_latest_preference_as_of_the_run(spark):
     prefs = spark.createDataFrame([
-        ("1", True, False, ts("08:00", dt.date(2026, 1, 1))),   # opted out ...
-        ("1", False, False, ts("08:00", dt.date(2026, 2, 1))),  # ... and back in: kept
-        ("2", False, False, ts("08:00", dt.date(2026, 1, 1))),
-        ("2", True, False, ts("08:00", dt.date(2026, 11, 1))),  # opted out after the event date: removed
-        ("3", True, False, ts("08:00", dt.date(2027, 1, 1))),   # recorded after the run: not yet in force
+        ("4917000000001", True, False, ts("08:00", dt.date(2026, 1, 1))),   # opted out ...
+        ("4917000000001", False, False, ts("08:00", dt.date(2026, 2, 1))),  # ... and back in: kept
+        ("4917000000002", False, False, ts("08:00", dt.date(2026, 1, 1))),
+        ("4917000000002", True, False, ts("08:00", dt.date(2026, 11, 1))),  # opted out after the event date: removed
+        ("4917000000003", True, False, ts("08:00", dt.date(2027, 1, 1))),   # recorded after the run: not yet in force
     ], PRIVACY_PREFERENCES)
     out = opted_out_msisdns(prefs, as_of=dt.datetime(2026, 11, 29, 12))
-    assert [r.msisdn for r in out.collect()] == ["2"]
+    assert [r.msisdn for r in out.collect()] == ["4917000000002"]
 
 
 def test_cells_valid_on_the_date(spark):
@@ -143,16 +143,16 @@ def test_cells_valid_on_the_date(spark):
 
 
 def test_demographics_are_coarsened_and_crm_gaps_are_unknown(spark):
-    events = spark.createDataFrame([("1",), ("2",), ("9",)], "msisdn string")
+    events = spark.createDataFrame([("4917000000001",), ("4917000000002",), ("4917000000009",)], "msisdn string")
     subs = spark.createDataFrame([
-        ("1", dt.date(1990, 6, 1), "F", "consumer"),
-        ("2", None, None, "business"),
+        ("4917000000001", dt.date(1990, 6, 1), "F", "consumer"),
+        ("4917000000002", None, None, "business"),
     ], SUBSCRIBERS)
     out = with_demographics(events, subscribers=subs, date=D, age_band_edges=EDGES)
     assert "birth_date" not in out.columns
     got = {r.msisdn: (r.age_band, r.gender, r._business) for r in out.collect()}
-    assert got == {"1": ("35-44", "female", False), "2": ("unknown", "unknown", True),
-                   "9": ("unknown", "unknown", False)}
+    assert got == {"4917000000001": ("35-44", "female", False), "4917000000002": ("unknown", "unknown", True),
+                   "4917000000009": ("unknown", "unknown", False)}
 
 
 # --- stage 2 -------------------------------------------------------------------------------------

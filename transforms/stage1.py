@@ -1,17 +1,29 @@
-"""Stage 1 (network domain): opt-outs, quarantine, policy exclusions, demographics, pseudonyms.
+"""Stage 1 (network domain): canonical MSISDNs, opt-outs, policy exclusions, quarantine, pseudonyms.
 
-Each event gets exactly one *disposition*, decided in this order:
+Every MSISDN — of events, subscribers and preferences — is first put in its one
+canonical form (:func:`contract.columns.canonical_msisdn`: E.164 digits, blanks, ``+``
+and a leading ``00`` removed), so that no join can miss a person because of how a
+number was written.
+
+Each event then gets exactly one *disposition*, decided in the order the law needs:
 
 1. ``opted_out``   — the subscriber's latest preference (as of the run) is an
    analytics opt-out. Checked before anything else, so not even a quarantine
    record is kept of them.
-2. ``quarantine``  — the row cannot be processed; ``reason`` says why.
-3. ``minor``       — younger than ``min_age`` on the event date.
-4. ``business``    — a business line, when business lines are excluded.
+2. ``minor``       — younger than ``min_age`` on the event date.
+3. ``business``    — a business line, when business lines are excluded.
+4. ``quarantine``  — the row cannot be processed; ``reason`` says why. Only rows of
+   people who may be processed at all get here; a row whose MSISDN is missing or
+   cannot be normalized cannot be matched to a person and is quarantined.
 5. ``kept``        — goes on to ``pseudonymized_events``.
 
 Tagging instead of filtering lets one pass produce both outputs and the run
 summary's counts, which then add up by construction.
+
+The quarantine keeps what fixing the feed needs and no more: identifiers hashed under
+their own domain (``HMAC(network key, "quarantine/msisdn/" + msisdn)``, which never
+equals a ``pseudo_id``), the time truncated to the hour and coordinates rounded to 2
+decimals (about 1 km).
 """
 
 from __future__ import annotations
@@ -21,19 +33,38 @@ import datetime as dt
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from contract.vocabulary import EVENT_TYPES, GENDER_CODES, MSISDN_PATTERN, UNKNOWN, age_band_labels
+from contract.columns import canonical_msisdn
+from contract.vocabulary import (
+    EVENT_TYPES,
+    GENDER_CODES,
+    QUARANTINE_COORD_DECIMALS,
+    QUARANTINE_ID_DOMAIN,
+    QUARANTINE_TIME_UNIT,
+    UNKNOWN,
+    age_band_labels,
+)
 from transforms.hashing import KeyedHash
 
 
 def latest_preferences(prefs: DataFrame, *, as_of: dt.datetime) -> DataFrame:
-    """The preference in force per subscriber: the latest record at or before ``as_of``."""
-    latest = F.max_by(F.struct("analytics_opt_out", "location_offers_opt_in"), F.col("updated_at"))
+    """The preference in force per subscriber (canonical MSISDN): the latest record at or before ``as_of``.
+
+    Records written ``+49 ...``, ``0049...`` and ``49...`` are one subscriber. Should
+    several records share the latest ``updated_at`` (the input suite flags that), the
+    answer is still deterministic and safe: an opt-out among them wins, an opt-in
+    counts only if all of them say so. Records whose MSISDN cannot be normalized are
+    left out here; the input gate (:mod:`expectations.privacy_preferences`, and
+    :func:`transforms.consent.unusable_preferences` in later stages) fails the run on them.
+    """
+    current = (prefs.filter(F.col("updated_at") <= F.lit(as_of))
+               .withColumn("msisdn", canonical_msisdn(F.col("msisdn")))
+               .filter(F.col("msisdn").isNotNull()))
+    latest_ts = current.groupBy("msisdn").agg(F.max("updated_at").alias("updated_at"))
     return (
-        prefs.filter(F.col("updated_at") <= F.lit(as_of))
+        current.join(latest_ts, on=["msisdn", "updated_at"], how="inner")
         .groupBy("msisdn")
-        .agg(latest.alias("p"))
-        .select("msisdn", F.col("p.analytics_opt_out").alias("analytics_opt_out"),
-                F.col("p.location_offers_opt_in").alias("location_offers_opt_in"))
+        .agg(F.bool_or(F.coalesce(F.col("analytics_opt_out"), F.lit(False))).alias("analytics_opt_out"),
+             F.bool_and(F.coalesce(F.col("location_offers_opt_in"), F.lit(False))).alias("location_offers_opt_in"))
     )
 
 
@@ -57,19 +88,33 @@ def cells_valid_on(cells: DataFrame, *, date: dt.date) -> DataFrame:
     return valid.groupBy("cell_id").agg(latest.alias("c")).select("cell_id", "c.*")
 
 
+def with_canonical_msisdn(events: DataFrame) -> DataFrame:
+    """Replace ``msisdn`` by its canonical form (null if it cannot be normalized); keep the raw value
+    as ``_msisdn_raw`` for the quarantine reason only (it is dropped with the other identifiers)."""
+    return (events.withColumn("_msisdn_raw", F.col("msisdn"))
+            .withColumn("msisdn", canonical_msisdn(F.col("msisdn"))))
+
+
 def with_opt_out_flag(events: DataFrame, *, opted_out: DataFrame) -> DataFrame:
-    """Add ``_opted_out``: the event's subscriber has an analytics opt-out in force."""
+    """Add ``_opted_out``: the event's subscriber has an analytics opt-out in force.
+
+    Both sides must hold canonical MSISDNs (:func:`with_canonical_msisdn`, :func:`opted_out_msisdns`).
+    """
     flags = opted_out.select("msisdn", F.lit(True).alias("_opted_out"))
     return events.join(flags, on="msisdn", how="left").withColumn("_opted_out", F.coalesce("_opted_out", F.lit(False)))
 
 
-def quarantine_reason(*, date: dt.date, cell_known: Column) -> Column:
-    """The first reason a row cannot be processed, or null when it can."""
-    msisdn = F.col("msisdn")
+def quarantine_reason(*, date: dt.date, cell_known: Column, msisdn: Column | None = None) -> Column:
+    """The first reason a row cannot be processed, or null when it can.
+
+    ``msisdn`` is the number as the feed wrote it (default: column ``msisdn``); it is
+    malformed only when :func:`contract.columns.canonical_msisdn` cannot normalize it.
+    """
+    msisdn = F.col("msisdn") if msisdn is None else msisdn
     lat, lng = F.col("latitude"), F.col("longitude")
     return (
         F.when(msisdn.isNull() | (F.trim(msisdn) == ""), F.lit("missing_msisdn"))
-        .when(~msisdn.rlike(MSISDN_PATTERN), F.lit("malformed_msisdn"))
+        .when(canonical_msisdn(msisdn).isNull(), F.lit("malformed_msisdn"))
         .when(F.col("event_type").isNull() | ~F.col("event_type").isin(*EVENT_TYPES), F.lit("unknown_event_type"))
         .when(F.col("event_ts").isNull(), F.lit("missing_event_ts"))
         .when(F.to_date("event_ts") != F.lit(date), F.lit("event_ts_outside_date"))
@@ -83,9 +128,11 @@ def quarantine_reason(*, date: dt.date, cell_known: Column) -> Column:
 def with_quarantine_reason(events: DataFrame, *, date: dt.date, valid_cells: DataFrame) -> DataFrame:
     """Add ``reason`` (null for processable rows), checking cells against those valid on the date."""
     known = F.broadcast(valid_cells.select("cell_id", F.lit(True).alias("_cell_known")))
+    raw = F.col("_msisdn_raw") if "_msisdn_raw" in events.columns else F.col("msisdn")
     return (
         events.join(known, on="cell_id", how="left")
-        .withColumn("reason", quarantine_reason(date=date, cell_known=F.coalesce("_cell_known", F.lit(False))))
+        .withColumn("reason", quarantine_reason(date=date, cell_known=F.coalesce("_cell_known", F.lit(False)),
+                                                msisdn=raw))
         .drop("_cell_known")
     )
 
@@ -120,13 +167,27 @@ def with_demographics(events: DataFrame, *, subscribers: DataFrame, date: dt.dat
     Adds ``age_band``, ``gender`` (labels), ``_age`` and ``_business``; the birth date
     itself never leaves this function. Subscribers missing from the CRM are
     ``unknown``/``unknown`` and count as consumers.
+
+    The CRM's MSISDNs are normalized first (a minor or a business line written
+    ``+49 ...`` is still found). A CRM number that cannot be normalized matches no
+    event (whose numbers are normalized too); the subscribers suite bounds their share.
+    Rows that become duplicates only after normalization (the suite fails the run on
+    them) are merged deterministically and on the safe side: the youngest age, a
+    business line if any says so, gender only if they agree.
     """
-    crm = subscribers.select(
-        "msisdn",
-        age_on(F.col("birth_date"), date=date).alias("_age"),
-        gender_label(F.col("gender")).alias("_gender"),
-        (F.col("customer_type") == F.lit("business")).alias("_business"),
-    ).dropDuplicates(["msisdn"])
+    crm = (
+        subscribers.select(
+            canonical_msisdn(F.col("msisdn")).alias("msisdn"),
+            age_on(F.col("birth_date"), date=date).alias("_age"),
+            gender_label(F.col("gender")).alias("_gender"),
+            F.coalesce(F.col("customer_type") == F.lit("business"), F.lit(False)).alias("_business"),
+        )
+        .filter(F.col("msisdn").isNotNull())
+        .groupBy("msisdn")
+        .agg(F.min("_age").alias("_age"),
+             F.when(F.count_distinct("_gender") == 1, F.first("_gender")).otherwise(F.lit(UNKNOWN)).alias("_gender"),
+             F.bool_or("_business").alias("_business"))
+    )
     return (
         events.join(crm, on="msisdn", how="left")
         .withColumn("age_band", age_band(F.col("_age"), edges=age_band_edges))
@@ -140,27 +201,38 @@ def with_disposition(events: DataFrame, *, min_age: int, exclude_business: bool)
     """Add ``disposition``, one of :data:`DISPOSITIONS`, in the documented order."""
     disposition = (
         F.when(F.col("_opted_out"), F.lit("opted_out"))
-        .when(F.col("reason").isNotNull(), F.lit("quarantine"))
         .when(F.col("_age").isNotNull() & (F.col("_age") < F.lit(min_age)), F.lit("minor"))
         .when(F.col("_business") & F.lit(exclude_business), F.lit("business"))
+        .when(F.col("reason").isNotNull(), F.lit("quarantine"))
         .otherwise(F.lit("kept"))
     )
     return events.withColumn("disposition", disposition)
 
 
+def quarantine_message(kind: str, value: Column) -> Column:
+    """What the quarantine hashes for an identifier: ``"quarantine/<kind>/" + value`` (a separate domain)."""
+    return F.concat(F.lit(f"{QUARANTINE_ID_DOMAIN}{kind}/"), value)
+
+
 def with_pseudonyms(events: DataFrame, *, hasher: KeyedHash) -> DataFrame:
     """Replace the direct identifiers by their keyed hash; the raw columns are dropped.
 
-    IMSI and IMEI are hashed only for quarantined rows (the quarantine keeps the
-    offending row, hashed); for kept rows they are simply dropped.
+    Kept rows get ``pseudo_id = HMAC(key, msisdn)``. Quarantined rows get ids in the
+    quarantine's own domain (:func:`quarantine_message`), so a quarantine record never
+    joins to a curated table: ``msisdn_qid`` of the canonical number (of the raw
+    string, under ``msisdn-raw/``, when it cannot be normalized), ``imsi_qid``,
+    ``imei_qid``. Nothing else keeps IMSI or IMEI.
     """
     quarantined = F.col("disposition") == F.lit("quarantine")
+    raw = F.col("_msisdn_raw") if "_msisdn_raw" in events.columns else F.col("msisdn")
+    q_msisdn = F.coalesce(quarantine_message("msisdn", F.col("msisdn")), quarantine_message("msisdn-raw", raw))
     return (
         events.transform(hasher.attach)
-        .withColumn("pseudo_id", hasher.hex(F.col("msisdn")))
-        .withColumn("imsi_hash", F.when(quarantined, hasher.hex(F.col("imsi"))))
-        .withColumn("imei_hash", F.when(quarantined, hasher.hex(F.col("imei"))))
-        .drop("msisdn", "imsi", "imei")
+        .withColumn("pseudo_id", F.when(~quarantined, hasher.hex(F.col("msisdn"))))
+        .withColumn("msisdn_qid", F.when(quarantined, hasher.hex(q_msisdn)))
+        .withColumn("imsi_qid", F.when(quarantined, hasher.hex(quarantine_message("imsi", F.col("imsi")))))
+        .withColumn("imei_qid", F.when(quarantined, hasher.hex(quarantine_message("imei", F.col("imei")))))
+        .drop("msisdn", "imsi", "imei", "_msisdn_raw")
         .transform(hasher.detach)
     )
 
@@ -170,7 +242,8 @@ def tag_events(events: DataFrame, *, date: dt.date, opted_out: DataFrame, valid_
                exclude_business: bool) -> DataFrame:
     """All of stage 1 up to (not including) pseudonymization, as one chain."""
     return (
-        events.transform(with_opt_out_flag, opted_out=opted_out)
+        events.transform(with_canonical_msisdn)
+        .transform(with_opt_out_flag, opted_out=opted_out)
         .transform(with_quarantine_reason, date=date, valid_cells=valid_cells)
         .transform(with_demographics, subscribers=subscribers, date=date, age_band_edges=age_band_edges)
         .transform(with_disposition, min_age=min_age, exclude_business=exclude_business)
@@ -193,17 +266,24 @@ def to_pseudonymized_events(tagged: DataFrame, *, date: dt.date) -> DataFrame:
 
 
 def to_quarantine(tagged: DataFrame, *, date: dt.date) -> DataFrame:
-    """The ``curated/quarantine`` contract: the offending row as JSON, identifiers hashed."""
+    """The ``curated/quarantine`` contract: the offending row as JSON, coarsened, identifiers hashed.
+
+    ``record`` fields: ``msisdn_hmac``, ``imsi_hmac``, ``imei_hmac`` (quarantine-domain
+    HMACs, see :func:`with_pseudonyms`), ``event_hour`` (``event_ts`` truncated to the
+    hour), ``event_type``, ``cell_id``, ``latitude_2dp``, ``longitude_2dp`` (rounded to
+    2 decimals, about 1 km): enough to see what is wrong with the feed and where.
+    """
+    d = QUARANTINE_COORD_DECIMALS
     record = F.to_json(
         F.struct(
-            F.col("pseudo_id").alias("msisdn_hmac"),
-            F.col("imsi_hash").alias("imsi_hmac"),
-            F.col("imei_hash").alias("imei_hmac"),
-            "event_ts",
+            F.col("msisdn_qid").alias("msisdn_hmac"),
+            F.col("imsi_qid").alias("imsi_hmac"),
+            F.col("imei_qid").alias("imei_hmac"),
+            F.date_trunc(QUARANTINE_TIME_UNIT, F.col("event_ts")).alias("event_hour"),
             "event_type",
             "cell_id",
-            "latitude",
-            "longitude",
+            F.round("latitude", d).alias(f"latitude_{d}dp"),
+            F.round("longitude", d).alias(f"longitude_{d}dp"),
         )
     )
     return tagged.filter(F.col("disposition") == F.lit("quarantine")).select(
