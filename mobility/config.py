@@ -85,6 +85,14 @@ class SparkConfig:
 
 
 @dataclass(frozen=True)
+class OffersConfig:
+    """Location offers (``jobs.offers``): how long the audience is kept, how large a geofence may be."""
+
+    audience_retention_days: int
+    max_radius_m: float
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole validated configuration of one environment."""
 
@@ -95,6 +103,7 @@ class Config:
     quality: QualityConfig
     insights: InsightsConfig
     spark: SparkConfig
+    offers: OffersConfig
 
 
 def _coerce(value: Any, annotation: Any, key: str) -> Any:
@@ -246,4 +255,14 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
         sections[name] = _build(cls, data[name], name)
     cfg = Config(**sections)
     _validate(cfg)
+    _validate_offers(cfg.offers)
     return cfg
+
+
+def _validate_offers(o: OffersConfig) -> None:
+    """The ``offers`` section's rules (kept apart from :func:`_validate`)."""
+    if o.audience_retention_days < 1:
+        raise ConfigError(f"config key 'offers.audience_retention_days' must be at least 1, got "
+                          f"{o.audience_retention_days}")
+    if not 0 < o.max_radius_m <= 50_000:
+        raise ConfigError(f"config key 'offers.max_radius_m' must be in (0, 50000] metres, got {o.max_radius_m}")

@@ -20,6 +20,9 @@ from mobility.config import LakeConfig
 
 CURATED_TABLES = ("pseudonymized_events", "anonymized_events", "anonymized_trips", "quarantine")
 INSIGHTS_TABLES = ("footfall", "od_flows", "presence")
+# Location offers (jobs.offers): the audience stays in the restricted zone, the merchant report is released.
+CURATED_TABLES += ("offer_audience",)
+INSIGHTS_TABLES += ("offer_report",)
 
 
 # ------------------------------------------------------------------------- raw zone

@@ -26,9 +26,13 @@ from mobility.quality_report import report_index, write_report
 Output = tuple[str, DataFrame, int | None]  # table, frame, rows the run summary expects (None: not checked)
 
 
+# Reference frames a table's suite needs, per table (e.g. the consent log for ``offer_audience``).
+Refs = dict[str, dict[str, DataFrame]]
+
+
 class Publisher(Protocol):
     def __call__(self, spark: SparkSession, cfg: Config, outputs: list[Output], *, date: dt.date,
-                 persist: bool = True) -> str: ...
+                 persist: bool = True, refs: Refs | None = None) -> str: ...
 
 
 def table_version(spark: SparkSession, path: str) -> int | None:
@@ -99,13 +103,14 @@ class DeltaPublisher:
     write: Writer = write_date
 
     def __call__(self, spark: SparkSession, cfg: Config, outputs: list[Output], *, date: dt.date,
-                 persist: bool = True) -> str:
+                 persist: bool = True, refs: Refs | None = None) -> str:
         frames = [(table, df.persist(StorageLevel.MEMORY_AND_DISK) if persist else df, rows)
                   for table, df, rows in outputs]
         results: list[TableResult] = []
         index = report_index(cfg.lake, date)
         try:
-            results = [audit(cfg, table, df, date=date, expected_rows=rows) for table, df, rows in frames]
+            results = [audit(cfg, table, df, date=date, expected_rows=rows, **(refs or {}).get(table, {}))
+                       for table, df, rows in frames]
             if all(r.success for r in results):
                 self._write_all(spark, cfg, frames, results, date=date)
             # Rows that failed are not kept anywhere: a failed suite may mean identifiers or

@@ -17,9 +17,12 @@ fi
 
 quiet() { grep -v -E '^(\s*$|.*WARN |::|Ivy|The jars|io\.delta|	confs|	found|	-|	\||	[|]|:: |.*artifacts (copied|dl)|Using Spark|To adjust|Setting default|.*resolution report|.*loading settings|	::|.*spark-submit-parent|	default|WARNING: Using incubator|.* in \[default\]$)' || true; }
 
-echo "== 1/3 generating the synthetic raw lake for $DATE ($CONF)"
+echo "== 1/4 generating the synthetic raw lake for $DATE ($CONF)"
 "$PY" -m jobs.generate_lake --conf "$CONF" --date "$DATE" ${DEMO_GEN_ARGS:-} 2>&1 | quiet
-echo "== 2/3 running the pipeline"
+echo "== 2/4 running the pipeline"
 "$PY" -m jobs.pipeline --conf "$CONF" --date "$DATE" 2>&1 | quiet
-echo "== 3/3 what the lake holds and what was released"
+echo "== 3/4 what the lake holds and what was released"
 "$PY" -m mobility.demo --conf "$CONF" --date "$DATE" 2>&1 | quiet
+echo "== 4/4 location offers (explicit opt-in only): the demo campaigns' audience and merchant report"
+"$PY" -m jobs.offers --conf "$CONF" --date "$DATE" 2>&1 | quiet
+"$PY" -m mobility.offers_demo --conf "$CONF" --date "$DATE" 2>&1 | quiet
