@@ -50,8 +50,9 @@ RELEASE_KEYS = {
     "footfall": ("date", "window_start", "h3_cell", "age_band", "gender"),
     "presence": ("date", "window_start", "h3_cell"),
     "od_flows": ("date", "window_start", "origin_h3", "destination_h3", "age_band", "gender"),
+    "offer_report": ("date", "campaign_id", "window_start", "age_band", "gender"),
 }
-RELEASE_VALUES = {"footfall": "visitors", "presence": "visitors", "od_flows": "trips"}
+RELEASE_VALUES = {"footfall": "visitors", "presence": "visitors", "od_flows": "trips", "offer_report": "notified"}
 
 # Policy floors (DESIGN.md, wave two): looser values are a config error.
 MIN_K = 10
@@ -70,6 +71,8 @@ def age_bands(edges: tuple[int, ...]) -> tuple[str, ...]:
     """Every label stage 1 can produce: the bands and ``unknown``."""
     return (*age_band_labels(edges), UNKNOWN)
 
-# Curated tables that hold rows of a person (found by keyed pseudonyms) and so are erased
-# by ``jobs.erase``; the erasure log names them in ``table_name``.
-ERASED_TABLES = ("pseudonymized_events", "opt_outs", "anonymized_events", "anonymized_trips", "quarantine")
+# Tables that hold rows of a person and so are erased by ``jobs.erase``: the curated ones
+# (found by keyed pseudonyms) and the offers' audience in the network zone (by number);
+# the erasure log names them in ``table_name``.
+ERASED_TABLES = ("pseudonymized_events", "opt_outs", "anonymized_events", "anonymized_trips", "quarantine",
+                 "offer_audience")

@@ -1,5 +1,8 @@
 """Daily mobility insights: pseudonymize >> anonymize >> aggregate >> retention, one event date per run.
 
+``offers`` (location offers for opted-in subscribers, ``jobs/offers.py``) reads only the
+raw zone, so it runs beside the three stages; ``retention`` waits for both.
+
 ``retention`` runs after the release: it deletes (physically) what is older than the
 config's ``retention`` section allows relative to the run's date, and VACUUMs every
 table so superseded versions stop being readable (``jobs/retention.py``).
@@ -40,7 +43,7 @@ from airflow.sdk import DAG, CronDataIntervalTimetable
 
 DAG_ID = "mobility_insights"
 CONN_ID = "mobility_spark"
-STAGES = ("pseudonymize", "anonymize", "aggregate", "retention")
+STAGES = ("pseudonymize", "anonymize", "aggregate", "offers", "retention")
 DELTA_PACKAGE = "io.delta:delta-spark_4.2_2.13:4.4.0"  # mobility/spark.py pins the same jar
 
 # Jinja expressions, resolved on the worker when a task runs (no Variable lookups while
@@ -113,5 +116,6 @@ with DAG(
     user_defined_macros={"worker_env": os.environ.get},
     doc_md=__doc__,
 ) as dag:
-    pseudonymize, anonymize, aggregate, retention = (stage_task(s) for s in STAGES)
+    pseudonymize, anonymize, aggregate, offers, retention = (stage_task(s) for s in STAGES)
     pseudonymize >> anonymize >> aggregate >> retention
+    offers >> retention  # reads the raw zone only: runs beside the pipeline

@@ -8,6 +8,7 @@ from types import ModuleType
 INPUT_TABLES = ("network_events", "subscribers", "privacy_preferences", "cells")
 OUTPUT_TABLES = ("pseudonymized_events", "quarantine", "anonymized_events", "anonymized_trips",
                  "footfall", "presence", "od_flows", "opt_outs", "erasure_log")
+OUTPUT_TABLES += ("offer_audience", "offer_report")  # jobs.offers
 
 
 def suite_module(table: str) -> ModuleType:

@@ -59,6 +59,7 @@ MATCH = {
     "anonymized_events": ("daily", "t.date = s.date AND t.daily_id = s.daily_id"),
     "anonymized_trips": ("daily", "t.date = s.date AND t.daily_id = s.daily_id"),
     "quarantine": ("quarantine", "get_json_object(t.record, '$.msisdn_hmac') = s.msisdn_hmac"),
+    "offer_audience": ("msisdn", "t.msisdn = s.msisdn"),  # network zone: the number itself, for delivery
 }
 
 
@@ -99,7 +100,7 @@ def request_ids(ctx: Context, msisdns: DataFrame) -> dict[str, DataFrame]:
     if daily is None:
         daily = ctx.spark.createDataFrame([], "date date, daily_id string")
     return {"pseudo_id": pseudo, "daily": frozen(ctx, daily.distinct()),
-            "quarantine": frozen(ctx, quarantine_ids_of(msisdns, hasher=network))}
+            "quarantine": frozen(ctx, quarantine_ids_of(msisdns, hasher=network)), "msisdn": frozen(ctx, msisdns)}
 
 
 def erasure_id(ctx: Context, msisdns: list[str]) -> str:
@@ -123,7 +124,7 @@ def stage(ctx: Context, *, msisdn_file: str) -> None:
     erased_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     report: dict[str, dict] = {}
     ctx.summary["erase"] = {"people": len(numbers), "tables": report}
-    records = []
+    records: dict[str, list[dict]] = {}
     for table in ERASED_TABLES:
         path = table_path(lake, table)
         if not is_delta_table(spark, path):
@@ -132,12 +133,14 @@ def stage(ctx: Context, *, msisdn_file: str) -> None:
         kind, condition = MATCH[table]
         rows = delete_matching(spark, path, ids[kind], condition)
         report[table] = {"rows_removed": rows}
-        records.append({"run_id": request, "job": ctx.job, "event": ERASED, "date": ctx.date, "table_name": table,
-                        "version": table_version(spark, path), "rows": rows,
-                        "note": f"erasure {request[:16]}: {len(numbers)} subscriber(s), {rows} row(s) removed"})
-    # The commit point: from here on recovery keeps the deletions, and readers of the
-    # tables (read_pinned) read the versions without the erased people.
-    ledger.append(spark, lake, "curated", records)
+        records.setdefault(ledger.zone_of(table), []).append({
+            "run_id": request, "job": ctx.job, "event": ERASED, "date": ctx.date, "table_name": table,
+            "version": table_version(spark, path), "rows": rows,
+            "note": f"erasure {request[:16]}: {len(numbers)} subscriber(s), {rows} row(s) removed"})
+    # The commit point (one per zone): from here on recovery keeps the deletions, and
+    # readers of the tables (read_pinned) read the versions without the erased people.
+    for zone, rows in records.items():  # the restricted zone's, then the network zone's (offers)
+        ledger.append(spark, lake, zone, rows)
     for table in ERASED_TABLES:
         path = table_path(lake, table)
         if is_delta_table(spark, path):

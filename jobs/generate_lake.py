@@ -15,7 +15,11 @@ What it models:
 * subscribers with a German-like age pyramid (about 5 % minors), gender mix with
   missing values, 10 % business lines, 2 % without birth date;
 * a privacy-preference change log: about 3 % analytics opt-outs (some recorded only
-  after the generated dates, some who opted back in later), 1 % location-offer opt-ins;
+  after the generated dates, some who opted back in later); location-offer opt-ins
+  (about 12 % before the dates, 3 % during them at some time of day, and a tenth of
+  the early ones withdrawn during them);
+* two demo location-offer campaigns (``campaigns``): a point fence on the Hauptmarkt
+  and an H3 fence at the Hauptbahnhof;
 * events that follow a daily routine: home at night, work or school by day, an
   evening shopping or leisure trip for some, with a mix of event types and about
   15 % of events carrying a position fix;
@@ -33,7 +37,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from contract.errors import ConfigError
-from contract.schemas import CELLS, NETWORK_EVENTS, PRIVACY_PREFERENCES, SUBSCRIBERS
+from contract.schemas import CAMPAIGNS, CELLS, NETWORK_EVENTS, PRIVACY_PREFERENCES, SUBSCRIBERS
 from mobility.config import Config, load_config
 from mobility.io import raw_path
 from mobility.spark import build_session
@@ -176,7 +180,23 @@ def generate_preferences(subscribers: DataFrame, *, seed: int, first_date: dt.da
             ts.alias("updated_at"),
         )
 
-    baseline = record(s.filter(u >= 0.5), F.lit(False), _u(seed, "optin", "sub") < 0.02, before + hours("b"))
+    # Location offers: about 12 % of subscribers opted in before the period; about 3 % opt in
+    # during it (at some time of day on one of its dates, so their earlier events never count);
+    # about a tenth of the early opt-ins withdraw during the period, also mid-day.
+    opted_in = _u(seed, "optin", "sub") < 0.25
+    baseline = record(s.filter(u >= 0.5), F.lit(False), opted_in, before + hours("b"))
+    days = (last_date - first_date).days + 1
+
+    def during(salt: str) -> Column:  # a time between 07:00 and 19:00 UTC on one of the dates
+        day = F.floor(_u(seed, f"{salt}-day", "sub") * days).cast("long")
+        sec = F.lit(7 * 3600) + F.floor(_u(seed, f"{salt}-tod", "sub") * 12 * 3600).cast("long")
+        return F.timestamp_seconds(F.lit(int(dt.datetime.combine(first_date, dt.time()).replace(
+            tzinfo=dt.UTC).timestamp())) + day * 86400 + sec)
+
+    mid_opt_in = record(s.filter((u >= 0.030) & (u < 0.5) & (_u(seed, "optin-mid", "sub") < 0.06)),
+                        F.lit(False), F.lit(True), during("optin-mid"))
+    withdrawal = record(s.filter((u >= 0.5) & opted_in & (_u(seed, "withdraw", "sub") < 0.1)),
+                        F.lit(False), F.lit(False), during("withdraw"))
     # 0.000-0.020: opted out before the period; 0.020-0.025 opted out after it (still
     # removed on re-runs); 0.025-0.030 opted out, then back in before the period.
     early = record(s.filter((u < 0.020) | ((u >= 0.025) & (u < 0.030))), F.lit(True), F.lit(False),
@@ -186,7 +206,28 @@ def generate_preferences(subscribers: DataFrame, *, seed: int, first_date: dt.da
                      before + F.make_dt_interval(F.lit(40)) + hours("r"))
     # The late opt-outs had consented before the period.
     late_consent = record(s.filter((u >= 0.020) & (u < 0.025)), F.lit(False), F.lit(False), before)
-    return baseline.unionByName(early).unionByName(late_consent).unionByName(late).unionByName(back_in)
+    return (baseline.unionByName(early).unionByName(late_consent).unionByName(late).unionByName(back_in)
+            .unionByName(mid_opt_in).unionByName(withdrawal))
+
+
+DEMO_STORE = (49.4539, 11.0775)  # a store on Nuremberg's Hauptmarkt
+DEMO_STATION = (49.4456, 11.0829)  # Nuremberg Hauptbahnhof
+
+
+def generate_campaigns(spark: SparkSession, *, first_date: dt.date, last_date: dt.date) -> DataFrame:
+    """Two demo campaigns: a point fence (300 m around a Hauptmarkt store, 10:00-20:00, once a
+    day) and an H3 fence (the station's resolution-9 cell and its neighbours, 07:00-10:00,
+    people aged 18-34, up to twice a day)."""
+    import h3  # the small reference table only
+
+    station = sorted(h3.k_ring(h3.geo_to_h3(*DEMO_STATION, 9), 1))
+    rows = [
+        ("NUE-HAUPTMARKT-01", "Demo store Hauptmarkt", *DEMO_STORE, 300.0, None, None, first_date, last_date,
+         "10:00", "20:00", 1, None, None),
+        ("NUE-HBF-COFFEE-01", "Demo coffee bar Hauptbahnhof", None, None, None, station, 9, first_date, None,
+         "07:00", "10:00", 2, ["18-24", "25-34"], None),
+    ]
+    return spark.createDataFrame(rows, CAMPAIGNS)
 
 
 def generate_events(spark: SparkSession, *, date: dt.date, subscribers: DataFrame, cells: DataFrame,
@@ -305,6 +346,7 @@ def generate_lake(spark: SparkSession, *, raw_root: str, start: dt.date, days: i
     write(cells, "cells", CELLS.names)
     write(subscribers, "subscribers", SUBSCRIBERS.names)
     write(prefs, "privacy_preferences", PRIVACY_PREFERENCES.names)
+    write(generate_campaigns(spark, first_date=start, last_date=last), "campaigns", CAMPAIGNS.names)
     for i in range(days):  # a handful of dates, never rows
         day = start + dt.timedelta(days=i)
         ev = generate_events(spark, date=day, subscribers=subscribers, cells=cells, n_events=n_events,
@@ -318,6 +360,7 @@ def generate_lake(spark: SparkSession, *, raw_root: str, start: dt.date, days: i
         "subscribers": spark.read.parquet(raw_path(raw_root, "subscribers")).count(),
         "privacy_preferences": spark.read.parquet(raw_path(raw_root, "privacy_preferences")).count(),
         "network_events": spark.read.parquet(raw_path(raw_root, "network_events")).count(),
+        "campaigns": spark.read.parquet(raw_path(raw_root, "campaigns")).count(),
     }
     cells.unpersist()
     subscribers.unpersist()

@@ -25,12 +25,18 @@ from contract.vocabulary import MAX_H3_RESOLUTION, MIN_K, MIN_WINDOW_MINUTES
 
 @dataclass(frozen=True)
 class LakeConfig:
-    """Where the three zones of the lake live (paths or URIs)."""
+    """Where the zones of the lake live (paths or URIs).
+
+    ``network`` (optional): the network domain's own output zone, for the one table that
+    must hold subscriber numbers (``offer_audience``, for delivery); ``<raw>/_network``
+    when not set. Never the restricted (curated) or release (insights) zone.
+    """
 
     raw: str
     curated: str
     insights: str
     reports: str
+    network: str | None = None
 
 
 @dataclass(frozen=True)
@@ -144,6 +150,19 @@ class RetentionConfig:
 
 
 @dataclass(frozen=True)
+class OffersConfig:
+    """Location offers (``jobs.offers``): how long the audience is kept, how large a geofence may be."""
+
+    audience_retention_days: int
+    max_radius_m: float
+
+    @classmethod
+    def defaults(cls) -> OffersConfig:
+        """What a deployment without an ``offers`` section gets (the values of ``conf/local.yaml``)."""
+        return cls(audience_retention_days=7, max_radius_m=50_000.0)
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole validated configuration of one environment."""
 
@@ -159,6 +178,8 @@ class Config:
     # Optional as a whole (older deployments have none: they get RetentionConfig.defaults());
     # a section that is present must name every key.
     retention: RetentionConfig = field(default_factory=RetentionConfig.defaults)
+    # Optional as a whole, like retention: OffersConfig.defaults() when absent.
+    offers: OffersConfig = field(default_factory=OffersConfig.defaults)
 
 
 def _coerce(value: Any, annotation: Any, key: str) -> Any:
@@ -347,4 +368,14 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
     cfg = Config(**sections)
     _validate(cfg)
     _validate_retention(cfg)
+    _validate_offers(cfg.offers)
     return cfg
+
+
+def _validate_offers(o: OffersConfig) -> None:
+    """The ``offers`` section's rules (kept apart from :func:`_validate`)."""
+    if o.audience_retention_days < 1:
+        raise ConfigError(f"config key 'offers.audience_retention_days' must be at least 1, got "
+                          f"{o.audience_retention_days}")
+    if not 0 < o.max_radius_m <= 50_000:
+        raise ConfigError(f"config key 'offers.max_radius_m' must be in (0, 50000] metres, got {o.max_radius_m}")

@@ -21,6 +21,11 @@ from mobility.config import LakeConfig
 CURATED_TABLES = ("pseudonymized_events", "anonymized_events", "anonymized_trips", "quarantine", "opt_outs",
                   "erasure_log")
 INSIGHTS_TABLES = ("footfall", "od_flows", "presence")
+# Location offers (jobs.offers): the audience stays in the restricted zone, the merchant report is released.
+INSIGHTS_TABLES += ("offer_report",)
+# The network domain's output zone (``lake.network``): tables that hold subscriber numbers
+# because a network-side system needs them (the offers' delivery). Never curated or insights.
+NETWORK_TABLES = ("offer_audience",)
 
 
 # ------------------------------------------------------------------------- raw zone
@@ -79,8 +84,15 @@ def read_raw(spark: SparkSession, raw_root: str, table: str, date: str | None = 
 # ------------------------------------------------------------------------- Delta tables
 
 
+def network_root(lake: LakeConfig) -> str:
+    """The network domain's output zone: ``lake.network``, or ``<lake.raw>/_network``."""
+    return (lake.network or f"{lake.raw.rstrip('/')}/_network").rstrip("/")
+
+
 def table_path(lake: LakeConfig, table: str) -> str:
-    """Where a curated or insights table lives."""
+    """Where a curated, insights or network-domain table lives."""
+    if table in NETWORK_TABLES:
+        return f"{network_root(lake)}/{table}"
     if table in CURATED_TABLES:
         return f"{lake.curated.rstrip('/')}/{table}"
     if table in INSIGHTS_TABLES:

@@ -12,7 +12,8 @@ its zone **in a single Delta commit**. That append is the commit point:
   purges the leftover files before doing anything else (:func:`recover`).
 
 Ledgers: ``<lake.insights>/_release_ledger`` (the release ledger: buyers and auditors
-read it) and ``<lake.curated>/_publish_ledger`` (the restricted zone's own). One row
+read it), ``<lake.curated>/_publish_ledger`` (the restricted zone's own) and
+``<network zone>/_publish_ledger`` (the offers' audience, ``mobility.io.network_root``). One row
 per published table and date: run id, time, job, table, Delta version, rows, content
 digest, and the policy the release was made under.
 """
@@ -32,7 +33,15 @@ from pyspark.sql import types as T
 
 from contract.errors import InputError
 from mobility.config import Config, LakeConfig
-from mobility.io import CURATED_TABLES, INSIGHTS_TABLES, is_delta_table, path_exists, table_path
+from mobility.io import (
+    CURATED_TABLES,
+    INSIGHTS_TABLES,
+    NETWORK_TABLES,
+    is_delta_table,
+    network_root,
+    path_exists,
+    table_path,
+)
 
 RELEASE_LEDGER = "_release_ledger"
 # Ledger events besides "published" and "recovered": rows deleted by jobs.erase (people)
@@ -98,6 +107,8 @@ def zone_of(table: str) -> str:
         return "insights"
     if table in CURATED_TABLES:
         return "curated"
+    if table in NETWORK_TABLES:
+        return "network"
     raise ValueError(f"unknown table '{table}'")
 
 
@@ -106,6 +117,8 @@ def ledger_path(lake: LakeConfig, zone: str) -> str:
         return f"{lake.insights.rstrip('/')}/{RELEASE_LEDGER}"
     if zone == "curated":
         return f"{lake.curated.rstrip('/')}/{PUBLISH_LEDGER}"
+    if zone == "network":
+        return f"{network_root(lake)}/{PUBLISH_LEDGER}"
     raise ValueError(f"unknown zone '{zone}'")
 
 

@@ -60,9 +60,13 @@ class Publication:
     republished: bool = False
 
 
+# Reference frames a table's suite needs, per table (e.g. the consent log for ``offer_audience``).
+Refs = dict[str, dict[str, DataFrame]]
+
+
 class Publisher(Protocol):
     def __call__(self, spark: SparkSession, cfg: Config, outputs: list[Output], *, date: dt.date,
-                 persist: bool = True, job: str = "") -> Publication: ...
+                 persist: bool = True, job: str = "", refs: Refs | None = None) -> Publication: ...
 
 
 def committed_rows(spark: SparkSession, path: str, *, before: int | None, table: str, date: dt.date) -> int:
@@ -137,7 +141,7 @@ class DeltaPublisher:
     write: Writer = write_date
 
     def __call__(self, spark: SparkSession, cfg: Config, outputs: list[Output], *, date: dt.date,
-                 persist: bool = True, job: str = "") -> Publication:
+                 persist: bool = True, job: str = "", refs: Refs | None = None) -> Publication:
         tables = [t for t, _, _ in outputs]
         zones = {ledger.zone_of(t) for t in tables}
         if len(zones) != 1:
@@ -150,7 +154,8 @@ class DeltaPublisher:
         results: list[TableResult] = []
         policy = Policy.of(cfg)
         try:
-            results = [audit(cfg, table, df, date=date, expected_rows=rows) for table, df, rows in frames]
+            results = [audit(cfg, table, df, date=date, expected_rows=rows, **(refs or {}).get(table, {}))
+                       for table, df, rows in frames]
             if all(r.success for r in results):
                 if zone == "insights":
                     publication.republished = check_republish(

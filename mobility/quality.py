@@ -153,9 +153,13 @@ def validate_inputs(spark: SparkSession, cfg: Config, date: dt.date, frames: dic
     return results
 
 
-def audit(cfg: Config, table: str, df: DataFrame, *, date: dt.date, expected_rows: int | None) -> TableResult:
-    """Validate the rows that are about to be written (``df``, cached by the caller if costly)."""
+def audit(cfg: Config, table: str, df: DataFrame, *, date: dt.date, expected_rows: int | None,
+          **refs: DataFrame) -> TableResult:
+    """Validate the rows that are about to be written (``df``, cached by the caller if costly).
+
+    ``refs`` are reference frames the table's profile needs (passed on to it).
+    """
     p = SuiteParams(date=date, cfg=cfg, expected_rows=expected_rows)
-    result = run_suite(table, df, p, stage="output")
+    result = run_suite(table, df, p, stage="output", **refs)
     result.timings = {"audit_s": result.seconds}
     return result

@@ -154,9 +154,13 @@ def heal(ctx: Context, tables: tuple[str, ...]) -> None:
         ctx.summary.setdefault("recovered", []).extend(healed)
 
 
-def publish(ctx: Context, outputs: list, *, persist: bool = True) -> Publication:
-    """Publish ``outputs`` of the context's date with the context's publisher; note it in the summary."""
-    publication = ctx.publisher(ctx.spark, ctx.cfg, outputs, date=ctx.date, persist=persist, job=ctx.job)
+def publish(ctx: Context, outputs: list, *, persist: bool = True, refs: dict | None = None) -> Publication:
+    """Publish ``outputs`` of the context's date with the context's publisher; note it in the summary.
+
+    ``refs``: reference frames a table's suite needs, per table (``mobility.publish.Refs``).
+    """
+    publication = ctx.publisher(ctx.spark, ctx.cfg, outputs, date=ctx.date, persist=persist, job=ctx.job,
+                                **({"refs": refs} if refs else {}))
     validation = ctx.summary.setdefault("validation", {})
     validation.update({table: "passed" for table, _, _ in outputs})
     validation["report"] = publication.report

@@ -25,16 +25,19 @@ for zone in curated insights; do
   case "$dir" in *://*) ;; *) rm -rf "$dir" ;; esac
 done
 
-echo "== 1/3 generating the synthetic raw lake for $DATE ($CONF)"
+echo "== 1/5 generating the synthetic raw lake for $DATE ($CONF)"
 "$PY" -m jobs.generate_lake --conf "$CONF" --date "$DATE" ${DEMO_GEN_ARGS:-} 2>&1 | quiet
-echo "== 2/3 running the pipeline"
+echo "== 2/5 running the pipeline"
 "$PY" -m jobs.pipeline --conf "$CONF" --date "$DATE" 2>&1 | quiet
-echo "== 3/3 what the lake holds and what was released"
+echo "== 3/5 what the lake holds and what was released"
 "$PY" -m mobility.demo --conf "$CONF" --date "$DATE" 2>&1 | quiet
-echo "== reports for buyers (built from the released tables only)"
+echo "== 4/5 reports for buyers (built from the released tables only)"
 "$PY" -m jobs.report --conf "$CONF" --date "$DATE" 2>&1 | quiet
 "$PY" -m jobs.store_report --conf "$CONF" --date "$DATE" --stores "${DEMO_STORES:-conf/demo_stores.csv}" 2>&1 | quiet
 REPORTS=$("$PY" -c 'import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))["lake"]["reports"])' "$CONF")
 echo "map of the day (open in a browser, works offline): $REPORTS/buyers/$DATE/map.html"
 echo "peak hour as PNG:                                  $REPORTS/buyers/$DATE/peak_hour.png"
 echo "store report (CSV, PNG per store, README.txt):     $REPORTS/buyers/$DATE/stores/"
+echo "== 5/5 location offers (explicit opt-in only): the demo campaigns' audience and merchant report"
+"$PY" -m jobs.offers --conf "$CONF" --date "$DATE" 2>&1 | quiet
+"$PY" -m mobility.offers_demo --conf "$CONF" --date "$DATE" 2>&1 | quiet

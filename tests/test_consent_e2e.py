@@ -303,7 +303,7 @@ def test_erasure_removes_a_subscriber_from_every_file_and_a_second_run_finds_not
     found_before = set().union(*erased["before"].values())
     assert found_before == erased["needles"]  # the scan can see them: every id was somewhere before
     assert erased["after"] == {}
-    first = [("anonymized_events", 2, 1), ("anonymized_trips", 0, 1), ("opt_outs", 0, 1),
+    first = [("anonymized_events", 2, 1), ("anonymized_trips", 0, 1), ("offer_audience", 0, 1), ("opt_outs", 0, 1),
              ("pseudonymized_events", 2, 1), ("quarantine", 1, 1)]
     second = [(t, 0, 1) for t, _, _ in first]
     assert erased["log"] == sorted(first + second)

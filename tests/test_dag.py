@@ -130,12 +130,13 @@ def test_schedule_is_daily_with_complete_days_and_catchup(standalone: dict) -> N
 
 def test_tasks_run_the_three_stages_in_order_with_retries(standalone: dict) -> None:
     tasks = standalone["tasks"]
-    assert list(tasks) == ["pseudonymize", "anonymize", "aggregate", "retention"]
+    assert list(tasks) == ["pseudonymize", "anonymize", "aggregate", "offers", "retention"]
     assert {t["type"] for t in tasks.values()} == {"SparkSubmitOperator"}
     assert tasks["pseudonymize"]["upstream"] == [] and tasks["pseudonymize"]["downstream"] == ["anonymize"]
     assert tasks["anonymize"]["upstream"] == ["pseudonymize"] and tasks["anonymize"]["downstream"] == ["aggregate"]
     assert tasks["aggregate"]["upstream"] == ["anonymize"] and tasks["aggregate"]["downstream"] == ["retention"]
-    assert tasks["retention"]["upstream"] == ["aggregate"] and tasks["retention"]["downstream"] == []
+    assert tasks["retention"]["upstream"] == ["aggregate", "offers"] and tasks["retention"]["downstream"] == []
+    assert tasks["offers"]["upstream"] == [] and tasks["offers"]["downstream"] == ["retention"]
     for task in tasks.values():
         assert task["retries"] >= 1
         assert task["depends_on_past"] is False

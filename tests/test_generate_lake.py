@@ -97,7 +97,14 @@ def test_population_mix(spark, lake):
     assert out_later > out_during  # some opted out only after the generated dates
     opted_back = prefs.groupBy("msisdn").agg(F.collect_set("analytics_opt_out").alias("s")).filter(F.size("s") == 2)
     assert opted_back.count() > 0  # some changed their mind
-    assert 0.005 < later.filter("location_offers_opt_in").count() / n < 0.02
+    # Location offers: ~12 % opted in before, ~3 % during the dates, a tenth of the early ones withdrew.
+    in_later = later.filter("location_offers_opt_in").count() / n
+    in_before = latest_preferences(prefs, as_of=dt.datetime.combine(START, dt.time())).filter(
+        "location_offers_opt_in").count() / n
+    assert 0.08 < in_before < 0.16 and 0.09 < in_later < 0.18 and in_later != in_before
+    changed = prefs.filter(F.to_date("updated_at").between(START, START + dt.timedelta(days=1)))
+    assert changed.filter("location_offers_opt_in").count() > 0  # opt-ins during the dates
+    assert changed.filter("NOT location_offers_opt_in AND NOT analytics_opt_out").count() > 0  # withdrawals
 
 
 def test_cell_plan_is_denser_in_the_centre_and_replanned_mid_period(spark, lake):
