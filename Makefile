@@ -6,6 +6,7 @@ PYTHON := $(abspath $(VENV))/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt constraints.txt | cksum | cut -d' ' -f1)
 DEMO_DATE ?= 2026-10-05
 DEMO_CONF ?= conf/local.yaml
+DEMO_MODE ?= k
 export PYSPARK_PYTHON := $(PYTHON)
 export PYTHONPATH := $(CURDIR)
 
@@ -42,7 +43,7 @@ lint: setup
 	$(VENV)/bin/ruff check .
 
 demo: setup
-	@bash scripts/demo.sh $(DEMO_CONF) $(DEMO_DATE)
+	@DEMO_MODE=$(DEMO_MODE) bash scripts/demo.sh $(DEMO_CONF) $(DEMO_DATE)
 
 clean:
 	rm -rf lake reports build dist .pytest_cache spark-warehouse metastore_db derby.log

@@ -54,6 +54,10 @@ RELEASE_KEYS = {
 }
 RELEASE_VALUES = {"footfall": "visitors", "presence": "visitors", "od_flows": "trips", "offer_report": "notified"}
 
+# The differential-privacy release mode's mechanisms (transforms/dp.py), as the ledger records them.
+DP_MECHANISM = "opendp discrete_laplace (footfall, presence over public keys); laplace_threshold (od_flows)"
+DP_SUPPRESSION = "dp-post-processing: noisy counts below k_min not released"
+
 # Policy floors (DESIGN.md, wave two): looser values are a config error.
 MIN_K = 10
 MAX_H3_RESOLUTION = 9

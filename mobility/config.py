@@ -64,6 +64,9 @@ class PrivacyConfig:
     k_min: int
     min_age: int
     exclude_business: bool
+    # How stage 3 releases: k_anonymity (suppression, remainder-guard-v1) or
+    # differential_privacy (the ``dp`` section). Optional: k_anonymity when absent.
+    mode: str = "k_anonymity"
 
 
 @dataclass(frozen=True)
@@ -150,6 +153,35 @@ class RetentionConfig:
 
 
 @dataclass(frozen=True)
+class DpConfig:
+    """The differential-privacy release mode (``privacy.mode: differential_privacy``, ``transforms/dp.py``).
+
+    ``epsilon``/``delta``: what one release of a date spends (all three tables);
+    ``*_share``: how ε is split between the tables (sum 1; δ goes to od_flows' partition
+    selection); ``*_max_groups``: the groups one person may add to per table and date;
+    ``budget_epsilon``/``budget_delta``: what all releases of one date may spend together.
+    """
+
+    epsilon: float
+    delta: float
+    footfall_share: float
+    presence_share: float
+    od_flows_share: float
+    footfall_max_groups: int
+    presence_max_groups: int
+    od_flows_max_groups: int
+    budget_epsilon: float
+    budget_delta: float
+
+    @classmethod
+    def defaults(cls) -> DpConfig:
+        """What a deployment without a ``dp`` section gets (the values of ``conf/local.yaml``)."""
+        return cls(epsilon=1.0, delta=1e-6, footfall_share=0.4, presence_share=0.4, od_flows_share=0.2,
+                   footfall_max_groups=12, presence_max_groups=12, od_flows_max_groups=4,
+                   budget_epsilon=2.0, budget_delta=1e-5)
+
+
+@dataclass(frozen=True)
 class OffersConfig:
     """Location offers (``jobs.offers``): how long the audience is kept, how large a geofence may be."""
 
@@ -180,6 +212,8 @@ class Config:
     retention: RetentionConfig = field(default_factory=RetentionConfig.defaults)
     # Optional as a whole, like retention: OffersConfig.defaults() when absent.
     offers: OffersConfig = field(default_factory=OffersConfig.defaults)
+    # Optional as a whole: DpConfig.defaults() when absent (used only in differential_privacy mode).
+    dp: DpConfig = field(default_factory=DpConfig.defaults)
 
 
 def _coerce(value: Any, annotation: Any, key: str) -> Any:
@@ -290,6 +324,36 @@ def _validate_portal(pc: PortalConfig) -> None:
         raise ConfigError(f"config key 'portal.port' must be 1..65535, got {pc.port}")
 
 
+RELEASE_MODES = ("k_anonymity", "differential_privacy")
+
+
+def _validate_dp(cfg: Config) -> None:
+    if cfg.privacy.mode not in RELEASE_MODES:
+        raise ConfigError(f"config key 'privacy.mode' must be one of {', '.join(RELEASE_MODES)}, "
+                          f"got {cfg.privacy.mode!r}")
+    d = cfg.dp
+    if not 0 < d.epsilon <= 10:
+        raise ConfigError(f"config key 'dp.epsilon' must be in (0, 10], got {d.epsilon}")
+    if not 0 < d.delta < 1e-3:
+        raise ConfigError(f"config key 'dp.delta' must be in (0, 0.001), got {d.delta}")
+    shares = {"footfall_share": d.footfall_share, "presence_share": d.presence_share,
+              "od_flows_share": d.od_flows_share}
+    for key, share in shares.items():
+        if not 0 < share <= 1:
+            raise ConfigError(f"config key 'dp.{key}' must be in (0, 1], got {share}")
+    if abs(sum(shares.values()) - 1.0) > 1e-9:
+        raise ConfigError("config keys 'dp.footfall_share', 'dp.presence_share', 'dp.od_flows_share' must add up "
+                          f"to 1, got {sum(shares.values())}")
+    for key in ("footfall_max_groups", "presence_max_groups", "od_flows_max_groups"):
+        if not 1 <= getattr(d, key) <= 1000:
+            raise ConfigError(f"config key 'dp.{key}' must be 1..1000, got {getattr(d, key)}")
+    if d.budget_epsilon < d.epsilon:
+        raise ConfigError(f"config key 'dp.budget_epsilon' ({d.budget_epsilon}) is below 'dp.epsilon' "
+                          f"({d.epsilon}): not even one release would fit")
+    if d.budget_delta < d.delta:
+        raise ConfigError(f"config key 'dp.budget_delta' ({d.budget_delta}) is below 'dp.delta' ({d.delta})")
+
+
 def _validate_retention(cfg: Config) -> None:
     r = cfg.retention
     for name, days in r.days().items():
@@ -368,6 +432,7 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
     cfg = Config(**sections)
     _validate(cfg)
     _validate_retention(cfg)
+    _validate_dp(cfg)
     _validate_offers(cfg.offers)
     return cfg
 

@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     print("  bad rows per class (what stage 1 put in curated/quarantine):")
     for row in quarantine.groupBy("reason").count().orderBy("reason").collect():  # one row per reason
         print(f"    {row['reason']:<24} {row['count']:>10,}")
-    print(f"\nreleased insights for {args.date} (k_min={cfg.privacy.k_min}):")
+    print(f"\nreleased insights for {args.date} (k_min={cfg.privacy.k_min}; the mode is in the ledger below):")
     release = read_release(spark, cfg.lake, args.date)
     for table, df in release.items():
         print(f"  {table:<22} {df.count():>12,} rows   ({table_path(cfg.lake, table)})")
@@ -54,10 +54,18 @@ def main(argv: list[str] | None = None) -> int:
      .agg(F.sum("trips").alias("trips"), F.count("*").alias("rows"))
      .orderBy(F.desc("trips")).limit(5).show(truncate=False))
     print(f"release ledger ({ledger_path(cfg.lake, 'insights')}), releases of {args.date}:")
-    (published(spark, cfg.lake, "insights", args.date)
-     .select("recorded_at", F.substring("run_id", 1, 8).alias("run"), "table_name", "version", "rows", "k_min",
-             "h3_resolution", "window_minutes", "suppression")
+    releases = published(spark, cfg.lake, "insights", args.date)
+    (releases.select("recorded_at", F.substring("run_id", 1, 8).alias("run"), "table_name", "version", "rows", "mode",
+                     "k_min", "h3_resolution", "window_minutes")
      .show(truncate=False))
+    if "epsilon" in releases.columns and releases.filter(F.col("mode") == "differential_privacy").limit(1).count():
+        print("differential privacy: what each release of the date spent (the date's budget is "
+              f"epsilon={cfg.dp.budget_epsilon:g}, delta={cfg.dp.budget_delta:g}):")
+        (releases.filter(F.col("mode") == "differential_privacy")
+         .groupBy(F.substring("run_id", 1, 8).alias("run"))
+         .agg(F.first("epsilon").alias("epsilon"), F.first("delta").alias("delta"),
+              F.first("dp_bounds").alias("max_groups_per_person"), F.sum("rows").alias("rows_released"))
+         .show(truncate=False))
     print(f"data-quality report (open in a browser): {report_index(cfg.lake, args.date)}")
     print(f"run summaries (JSON): {cfg.lake.reports}/runs/{args.date}/")
     return 0

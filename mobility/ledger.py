@@ -32,6 +32,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from contract.errors import InputError
+from contract.vocabulary import DP_MECHANISM, DP_SUPPRESSION
 from mobility.config import Config, LakeConfig
 from mobility.io import (
     CURATED_TABLES,
@@ -70,6 +71,11 @@ SCHEMA = T.StructType([
     T.StructField("age_band_edges", T.StringType(), True),
     T.StructField("suppression", T.StringType(), True),
     T.StructField("note", T.StringType(), True),
+    # Differential-privacy mode only (null for k_anonymity): what the release spent and how.
+    T.StructField("epsilon", T.DoubleType(), True),
+    T.StructField("delta", T.DoubleType(), True),
+    T.StructField("dp_bounds", T.StringType(), True),
+    T.StructField("mechanism", T.StringType(), True),
 ])
 
 
@@ -84,17 +90,33 @@ class Policy:
     window_minutes: int
     age_band_edges: str
     suppression: str
+    epsilon: float | None = None
+    delta: float | None = None
+    dp_bounds: str | None = None
+    mechanism: str | None = None
 
     @classmethod
     def of(cls, cfg: Config) -> Policy:
         g = cfg.generalization
-        return cls(mode="k_anonymity", k_min=cfg.privacy.k_min, h3_resolution=g.h3_resolution,
-                   od_h3_resolution=g.od_h3_resolution, window_minutes=g.window_minutes,
-                   age_band_edges=json.dumps(list(g.age_band_edges)), suppression=SUPPRESSION_RULE)
+        common = {"k_min": cfg.privacy.k_min, "h3_resolution": g.h3_resolution,
+                  "od_h3_resolution": g.od_h3_resolution, "window_minutes": g.window_minutes,
+                  "age_band_edges": json.dumps(list(g.age_band_edges))}
+        if cfg.privacy.mode != "differential_privacy":
+            return cls(mode="k_anonymity", suppression=SUPPRESSION_RULE, **common)
+        d = cfg.dp
+        bounds = {"footfall": d.footfall_max_groups, "presence": d.presence_max_groups,
+                  "od_flows": d.od_flows_max_groups}
+        return cls(mode="differential_privacy", suppression=DP_SUPPRESSION, epsilon=d.epsilon, delta=d.delta,
+                   dp_bounds=json.dumps(bounds, sort_keys=True), mechanism=DP_MECHANISM, **common)
+
+    @property
+    def is_dp(self) -> bool:
+        return self.mode == "differential_privacy"
 
     @classmethod
     def from_row(cls, row) -> Policy:
-        return cls(**{f: row[f] for f in cls.__dataclass_fields__})
+        d = row.asDict() if hasattr(row, "asDict") else dict(row)
+        return cls(**{f: d.get(f) for f in cls.__dataclass_fields__})
 
     def differences(self, other: Policy) -> list[str]:
         """``key: this -> other`` for every field that differs."""
@@ -141,7 +163,9 @@ def append(spark: SparkSession, lake: LakeConfig, zone: str, rows: Iterable[dict
             for r in rows]
     if not full:
         return
-    spark.createDataFrame(full, SCHEMA).write.format("delta").mode("append").save(ledger_path(lake, zone))
+    # mergeSchema: a ledger written before a column was added (the dp columns) takes it on.
+    (spark.createDataFrame(full, SCHEMA).write.format("delta").mode("append").option("mergeSchema", "true")
+     .save(ledger_path(lake, zone)))
 
 
 def table_version(spark: SparkSession, path: str) -> int | None:

@@ -159,7 +159,8 @@ class DeltaPublisher:
             if all(r.success for r in results):
                 if zone == "insights":
                     publication.republished = check_republish(
-                        spark, cfg.lake, date, {t: df for t, df, _ in frames}, policy) > 0
+                        spark, cfg.lake, date, {t: df for t, df, _ in frames}, policy,
+                        budget_epsilon=cfg.dp.budget_epsilon, budget_delta=cfg.dp.budget_delta) > 0
                 else:
                     # Only these tables' own earlier versions of the date are superseded (stage 2
                     # after stage 1 of the same date is a first publication, not a republish).

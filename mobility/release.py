@@ -78,20 +78,51 @@ def differences(old: DataFrame, new: DataFrame, *, table: str, k_min: int) -> Da
     return joined.withColumn("kind", kind).filter(F.col("kind").isNotNull())
 
 
-def check_republish(spark: SparkSession, lake: LakeConfig, date: dt.date, frames: dict[str, DataFrame],
-                    policy: Policy) -> int:
-    """Refuse (ReleaseRefused) a release of ``date`` that is unsafe next to an earlier readable one.
+def check_budget(date: dt.date, runs: dict[str, dict[str, dict]], policy: Policy, budget_epsilon: float | None,
+                 budget_delta: float | None) -> None:
+    """Refuse a DP release whose ε or δ, added to every earlier DP release of the date, exceeds the budget.
 
-    ``frames`` are the new release's tables. Returns how many earlier releases were
-    compared (0 for a first release).
+    Every earlier release counts, readable or purged: a buyer may have kept a copy.
+    """
+    if budget_epsilon is None or budget_delta is None:
+        raise ValueError("a differential-privacy release needs the per-date budget (dp.budget_epsilon, budget_delta)")
+    spent = [Policy.from_row(next(iter(t.values()))) for t in runs.values()]
+    spent_eps = sum(p.epsilon or 0.0 for p in spent if p.is_dp)
+    spent_delta = sum(p.delta or 0.0 for p in spent if p.is_dp)
+    over_eps = spent_eps + policy.epsilon > budget_epsilon * (1 + 1e-9)
+    if over_eps or spent_delta + policy.delta > budget_delta * (1 + 1e-9):
+        raise ReleaseRefused(
+            f"{date.isoformat()}: the privacy budget would be exceeded: {len(spent)} earlier release(s) spent "
+            f"epsilon={spent_eps:g}, delta={spent_delta:g}; this one would spend epsilon={policy.epsilon:g}, "
+            f"delta={policy.delta:g}; the date's budget is epsilon={budget_epsilon:g}, delta={budget_delta:g} "
+            "(dp.budget_epsilon, dp.budget_delta). Nothing was published")
+
+
+def check_republish(spark: SparkSession, lake: LakeConfig, date: dt.date, frames: dict[str, DataFrame],
+                    policy: Policy, *, budget_epsilon: float | None = None, budget_delta: float | None = None) -> int:
+    """Refuse (ReleaseRefused) a release of ``date`` that is unsafe next to an earlier one.
+
+    ``frames`` are the new release's tables. k-anonymous releases are compared with every
+    earlier release that can still be read (same policy, same keys, differences 0 or at
+    least k_min). A differential-privacy release must fit the date's budget together with
+    every earlier DP release; next to a k-anonymous release of the date it is refused like
+    any change of policy. Returns how many earlier releases were compared.
     """
     earlier = [r.asDict() for r in published(spark, lake, "insights", date).collect()]  # a few rows per release
     runs: dict[str, dict[str, dict]] = {}
     for r in earlier:
-        runs.setdefault(r["run_id"], {})[r["table_name"]] = r
+        if r["table_name"] in frames:  # releases of these tables (not, e.g., the offers' report)
+            runs.setdefault(r["run_id"], {})[r["table_name"]] = r
+    if policy.is_dp:
+        check_budget(date, runs, policy, budget_epsilon, budget_delta)
     compared = 0
     for run_id, tables in runs.items():
         old_policy = Policy.from_row(next(iter(tables.values())))
+        if policy.is_dp and old_policy.is_dp:
+            # Differential privacy composes: what two DP releases reveal together is bounded
+            # by the budget they spend together (checked above, readable or not).
+            compared += 1  # superseded: its version is purged after the write, like any republish
+            continue
         changed = old_policy.differences(policy)
         readable = {t: _readable(spark, table_path(lake, t), int(row["version"]), date)
                     for t, row in tables.items() if t in frames and is_delta_table(spark, table_path(lake, t))}

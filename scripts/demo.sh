@@ -28,7 +28,14 @@ done
 echo "== 1/5 generating the synthetic raw lake for $DATE ($CONF)"
 "$PY" -m jobs.generate_lake --conf "$CONF" --date "$DATE" ${DEMO_GEN_ARGS:-} 2>&1 | quiet
 echo "== 2/5 running the pipeline"
-"$PY" -m jobs.pipeline --conf "$CONF" --date "$DATE" 2>&1 | quiet
+# make demo DEMO_MODE=dp: release in the differential-privacy mode (the dp section of the config).
+MODE_SET=()
+case "${DEMO_MODE:-k}" in
+  dp) MODE_SET=(--set privacy.mode=differential_privacy); echo "   (release mode: differential privacy)";;
+  k|k_anonymity) ;;
+  *) echo "error: DEMO_MODE must be k or dp, got '${DEMO_MODE}'" >&2; exit 2;;
+esac
+"$PY" -m jobs.pipeline --conf "$CONF" --date "$DATE" "${MODE_SET[@]}" 2>&1 | quiet
 echo "== 3/5 what the lake holds and what was released"
 "$PY" -m mobility.demo --conf "$CONF" --date "$DATE" 2>&1 | quiet
 echo "== 4/5 reports for buyers (built from the released tables only)"
