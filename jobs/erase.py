@@ -4,7 +4,8 @@
 
 ``--msisdn-file``: one MSISDN per line, in any format (blanks, ``+``, ``00`` are
 normalized; empty lines are skipped; a line that cannot be normalized stops the job
-before anything is deleted). ``--date``: the day of the request; it dates the log entry.
+before anything is deleted). ``--date``: the day of the request; it dates the log entry
+(optional here: today, UTC).
 
 The subscribers' rows are found only through their keyed hashes, never their numbers:
 ``pseudo_id = HMAC(network key, msisdn)`` in ``pseudonymized_events`` and ``opt_outs``;
@@ -166,6 +167,8 @@ def main(argv: list[str] | None = None, *, kernels: Kernels = BUILTIN, publisher
     extra = argparse.ArgumentParser(prog="python -m jobs.erase", add_help=False)
     extra.add_argument("--msisdn-file", required=True, help="one MSISDN per line, any format")
     known, rest = extra.parse_known_args(sys.argv[1:] if argv is None else argv)
+    if not any(a == "--date" or a.startswith("--date=") for a in rest):
+        rest = [*rest, "--date", dt.datetime.now(dt.UTC).date().isoformat()]  # the request's day: today (UTC)
     return run_job("erase", rest, lambda ctx: stage(ctx, msisdn_file=known.msisdn_file),
                    needs=("network", "daily"), kernels=kernels, publisher=publisher)
 
