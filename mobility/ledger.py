@@ -306,8 +306,8 @@ def read_pinned(spark: SparkSession, lake: LakeConfig, table: str, date: dt.date
     if current_version is not None and not unrecorded_changes(spark, path, known):
         # Everything since the pinned version is in the ledger: publications of other
         # dates, erasures, expiries, recoveries. The date's rows are then the current
-        # ones, read without time travel.
-        return spark.read.format("delta").load(path).filter(at_date)
+        # ones, read at the current version (pinned: a writer that commits meanwhile is not seen).
+        return spark.read.format("delta").option("versionAsOf", current_version).load(path).filter(at_date)
     try:
         pinned = spark.read.format("delta").option("versionAsOf", version).load(path).filter(at_date)
         missing = [f for f in pinned.inputFiles() if not path_exists(spark, f)]  # the date's files only
