@@ -96,7 +96,9 @@ def tagged(spark):
     out = tag_events(events, date=D, opted_out=opted_out_msisdns(prefs, as_of=at("12:00", dt.date(2026, 11, 1))),
                      valid_cells=cells, subscribers=subs, age_band_edges=EDGES, min_age=18, exclude_business=True)
     hasher = BroadcastHmac.for_secret(spark, Secret(KEY))
-    return out.transform(with_pseudonyms, hasher=hasher).cache()
+    tagged = out.transform(with_pseudonyms, hasher=hasher).cache()
+    yield tagged
+    tagged.unpersist()  # the session is shared: later tests check that nothing stays cached
 
 
 def test_dispositions_honour_every_way_of_writing_a_number(tagged):

@@ -12,6 +12,7 @@ import pytest
 from pyspark.sql import functions as F
 
 from contract.errors import ValidationError
+from contract.schemas import PRIVACY_PREFERENCES
 from mobility.config import load_config
 from mobility.io import read_date, table_path, write_date
 from mobility.publish import Publication
@@ -221,6 +222,9 @@ def test_anonymize_and_aggregate_publish_only_safe_rows(spark, tmp_path):
                                   "cell_id string, latitude double, longitude double, radio string, "
                                   "valid_from date, valid_to date")
     cells.write.parquet(f"{cfg.lake.raw}/cells")
+    # Stages 2 and 3 honour the opt-outs in force when they run: nobody here has opted out.
+    prefs = [("4917100099999", False, False, dt.datetime(2026, 1, 1))]
+    spark.createDataFrame(prefs, PRIVACY_PREFERENCES).write.parquet(f"{cfg.lake.raw}/privacy_preferences")
     rows = []
     for i in range(43):
         gender = "female" if i % 2 else "male"
@@ -241,7 +245,8 @@ def test_anonymize_and_aggregate_publish_only_safe_rows(spark, tmp_path):
         return Publication(report="unchecked", rows={table: df.count() for table, df, _ in outputs})
 
     ctx = Context(spark=spark, cfg=cfg, date=D, run_ts=dt.datetime(2026, 10, 6),
-                  keys=Keys(daily=Secret(pysecrets.token_bytes(32))), publisher=publish_unchecked)
+                  keys=Keys(network=Secret(pysecrets.token_bytes(32)), daily=Secret(pysecrets.token_bytes(32))),
+                  publisher=publish_unchecked)
     anonymize.stage(ctx)
     aggregate.stage(ctx)
 
