@@ -10,7 +10,8 @@ reports per mode:
 
 * **people-hours released**: the exact visitors of the released groups over all exact
   visitors of all groups (a DP row counts with its *exact* size, so noise does not inflate it);
-* **median relative error** of the released values against the exact counts (0 for k);
+* **median relative error** of the released values against the exact counts, over the
+  released groups somebody was in (0 for k);
 * **false groups**: released DP rows whose exact count is 0 (public keys that nobody visited).
 
 Writes ``docs/img/dp_utility.png`` and prints a Markdown table for ``docs/privacy.md``.
@@ -46,8 +47,8 @@ KEYS = tuple(RELEASE_KEYS["footfall"])
 def measure(released, exact_total: int) -> dict:
     """``released``: frame of ``exact`` and ``value`` per released group."""
     r = released.agg(F.count(F.lit(1)).alias("rows"), F.coalesce(F.sum("exact"), F.lit(0)).alias("people"),
-                     F.percentile_approx(F.abs(F.col("value") - F.col("exact")) / F.greatest(F.col("exact"), F.lit(1)),
-                                         0.5).alias("median_rel_error"),
+                     F.percentile_approx(F.when(F.col("exact") > 0, F.abs(F.col("value") - F.col("exact"))
+                                                / F.col("exact")), 0.5).alias("median_rel_error"),
                      F.sum(F.when(F.col("exact") == 0, 1).otherwise(0)).alias("false_groups")).first()
     return {"rows": int(r["rows"]), "people_hours_share": round(int(r["people"]) / exact_total, 4),
             "median_rel_error": round(float(r["median_rel_error"] or 0.0), 4),
@@ -111,10 +112,15 @@ def plot(results: dict, path: Path) -> None:
     eps = sorted(dp)
     fig, ax = plt.subplots(figsize=(6, 3.5))
     ax.plot(eps, [100 * dp[e]["people_hours_share"] for e in eps], "o-", label="DP: people-hours released")
-    ax.plot(eps, [100 * dp[e]["median_rel_error"] for e in eps], "s--", label="DP: median relative error")
+    errors = [100 * dp[e]["median_rel_error"] for e in eps]
+    ax.plot(eps, [min(v, 105) for v in errors], "s--", label="DP: median relative error (clipped at 105 %)")
+    for e, v in zip(eps, errors, strict=True):
+        if v > 105:
+            ax.annotate(f"{v:,.0f} %", (e, 105), textcoords="offset points", xytext=(6, -4), fontsize=7)
     ax.axhline(100 * results["k_anonymity"]["people_hours_share"], color="grey", linestyle=":",
                label="k-anonymity: people-hours released (error 0)")
     ax.set_xscale("log", base=2)
+    ax.set_ylim(0, 112)
     ax.set_xlabel("ε per release of a date (footfall gets 40 %)")
     ax.set_ylabel("%")
     ax.set_title("Footfall utility on the demo lake")
