@@ -31,7 +31,7 @@ from jobs._consent import drop_opted_out_daily
 from mobility.io import check_schema, path_exists, read_raw
 from mobility.ledger import read_pinned
 from mobility.publish import Publisher
-from mobility.runner import Context, heal, publish, run_job
+from mobility.runner import Context, publish, run_job
 from mobility.summaries import aggregate_summary
 from transforms.disclosure import audit_release, describe_findings, mark_suppression, release_counts
 from transforms.dp import (
@@ -81,7 +81,6 @@ def stage(ctx: Context, *, suppress: Callable[..., DataFrame] = mark_suppression
     cfg, date, spark = ctx.cfg, ctx.date, ctx.spark
     kernels: Kernels = ctx.kernels or BUILTIN
     k, g = cfg.privacy.k_min, cfg.generalization
-    heal(ctx, OUTPUTS)
     anonymized = read_pinned(spark, cfg.lake, "anonymized_events", date, what="curated/anonymized_events")
     trips = read_pinned(spark, cfg.lake, "anonymized_trips", date, what="curated/anonymized_trips")
     # Opt-outs in force now, whenever stage 2 ran: a re-run of this stage alone honours them.

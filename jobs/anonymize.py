@@ -26,7 +26,7 @@ from jobs._consent import opted_out_pseudonyms
 from mobility.io import read_raw
 from mobility.ledger import read_pinned
 from mobility.publish import Publisher
-from mobility.runner import Context, heal, publish, run_job
+from mobility.runner import Context, publish, run_job
 from mobility.secrets import derive_daily_key
 from transforms.consent import with_excluded_flag
 from transforms.flows import detect_trips, to_anonymized_trips
@@ -41,7 +41,6 @@ def stage(ctx: Context) -> None:
     cfg, date, spark = ctx.cfg, ctx.date, ctx.spark
     kernels: Kernels = ctx.kernels or BUILTIN
     g = cfg.generalization
-    heal(ctx, OUTPUTS)
     events = read_pinned(spark, cfg.lake, "pseudonymized_events", date, what="curated/pseudonymized_events")
     targets = {"h3_cell": g.h3_resolution, "od_h3": g.od_h3_resolution}
     cells_h3 = cells_at_resolutions(cells_valid_on(read_raw(spark, cfg.lake.raw, "cells"), date=date), targets)

@@ -16,7 +16,7 @@ from pyspark import StorageLevel
 from mobility.io import read_raw
 from mobility.publish import Publisher
 from mobility.quality import validate_inputs
-from mobility.runner import Context, heal, publish, run_job
+from mobility.runner import Context, publish, run_job
 from mobility.summaries import check_stage1, stage1_summary
 from transforms.consent import pseudonyms_of, to_opt_outs
 from transforms.kernels import BUILTIN, Kernels
@@ -35,7 +35,6 @@ OUTPUTS = ("pseudonymized_events", "quarantine", "opt_outs")
 def stage(ctx: Context) -> None:
     cfg, date, spark = ctx.cfg, ctx.date, ctx.spark
     kernels: Kernels = ctx.kernels or BUILTIN
-    heal(ctx, OUTPUTS)
     inputs = {table: read_raw(spark, cfg.lake.raw, table, date.isoformat() if table == "network_events" else None)
               for table in ("network_events", "subscribers", "privacy_preferences", "cells")}
     valid_cells = cells_valid_on(inputs["cells"], date=date)

@@ -38,6 +38,7 @@ from mobility.io import (
     CURATED_TABLES,
     INSIGHTS_TABLES,
     NETWORK_TABLES,
+    delta_version,
     is_delta_table,
     network_root,
     path_exists,
@@ -170,11 +171,7 @@ def append(spark: SparkSession, lake: LakeConfig, zone: str, rows: Iterable[dict
 
 def table_version(spark: SparkSession, path: str) -> int | None:
     """The table's current Delta version, or None if there is no table yet."""
-    from delta.tables import DeltaTable
-
-    if not is_delta_table(spark, path):
-        return None
-    return int(DeltaTable.forPath(spark, path).history(1).first()["version"])
+    return delta_version(spark, path)
 
 
 def known_versions(spark: SparkSession, lake: LakeConfig, zone: str, tables: Iterable[str]) -> dict[str, int | None]:

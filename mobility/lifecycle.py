@@ -27,7 +27,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import types as T
 
 from mobility.config import RetentionConfig
-from mobility.io import is_delta_table, qualified
+from mobility.io import delta_version, is_delta_table, qualified
 
 DELTA_DEFAULT_RETENTION_HOURS = 7 * 24
 CHECK_RETENTION = "spark.databricks.delta.retentionDurationCheck.enabled"
@@ -80,9 +80,8 @@ def prepare_table(spark: SparkSession, path: str, schema: T.StructType, properti
 
 
 def table_properties(spark: SparkSession, path: str) -> dict[str, str]:
-    from delta.tables import DeltaTable
-
-    return dict(DeltaTable.forPath(spark, path).detail().first()["properties"] or {})
+    """The table's properties (from its metadata only: ``DESCRIBE DETAIL`` would size every file)."""
+    return {r["key"]: r["value"] for r in spark.sql(f"SHOW TBLPROPERTIES {sql_path(path)}").collect()}
 
 
 def set_properties(spark: SparkSession, path: str, properties: dict[str, str]) -> bool:
@@ -97,9 +96,11 @@ def set_properties(spark: SparkSession, path: str, properties: dict[str, str]) -
 
 
 def version(spark: SparkSession, path: str) -> int:
-    from delta.tables import DeltaTable
-
-    return int(DeltaTable.forPath(spark, path).history(1).first()["version"])
+    """The current version of an existing table."""
+    current = delta_version(spark, path)
+    if current is None:
+        raise FileNotFoundError(f"no Delta table at {path}")
+    return current
 
 
 def metrics_since(spark: SparkSession, path: str, before: int, metric: str) -> int:

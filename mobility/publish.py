@@ -69,8 +69,9 @@ class Publisher(Protocol):
                  persist: bool = True, job: str = "", refs: Refs | None = None) -> Publication: ...
 
 
-def committed_rows(spark: SparkSession, path: str, *, before: int | None, table: str, date: dt.date) -> int:
-    """Rows added by the one commit made since version ``before`` (0 if no commit was made).
+def committed_rows(spark: SparkSession, path: str, *, before: int | None, table: str,
+                   date: dt.date) -> tuple[int, int | None]:
+    """Rows added by the one commit made since version ``before`` (0 if no commit was made), and its version.
 
     Reads the history entries newer than ``before`` — never just the latest entry, which
     is someone else's when a write made no commit. More than one new commit means
@@ -79,19 +80,19 @@ def committed_rows(spark: SparkSession, path: str, *, before: int | None, table:
     from delta.tables import DeltaTable
 
     if not is_delta_table(spark, path):
-        return 0
+        return 0, None
     since = -1 if before is None else before
     entries = [r for r in DeltaTable.forPath(spark, path).history().collect() if r["version"] > since]
     if not entries:
-        return 0
+        return 0, before
     if len(entries) > 1:
         raise ValidationError(f"{table} {date.isoformat()}: {len(entries)} commits since version {before}; another "
                               "writer was active, so the write cannot be reconciled with the audit")
-    metrics = entries[0]["operationMetrics"] or {}
+    metrics, version = entries[0]["operationMetrics"] or {}, int(entries[0]["version"])
     if "numOutputRows" in metrics:
-        return int(metrics["numOutputRows"])
+        return int(metrics["numOutputRows"]), version
     if metrics.get("numFiles", "0") == "0":
-        return 0  # Delta records no numOutputRows for a write that added no file (an empty date)
+        return 0, version  # Delta records no numOutputRows for a write that added no file (an empty date)
     raise ValidationError(f"{table} {date.isoformat()}: the Delta commit recorded no numOutputRows, so it cannot be "
                           "reconciled with the audit (keep spark.databricks.delta.history.metricsEnabled on)")
 
@@ -204,12 +205,12 @@ class DeltaPublisher:
                 t0 = time.perf_counter()
                 self.write(df, paths[table], date=date)
                 result.timings["write_s"] = round(time.perf_counter() - t0, 3)
-                rows = committed_rows(spark, paths[table], before=befores[table], table=table, date=date)
+                rows, version = committed_rows(spark, paths[table], before=befores[table], table=table, date=date)
                 audited = int(result.observed("rows"))
                 if rows != audited:
                     raise ValidationError(f"{table} {date.isoformat()}: the write committed {rows} rows but "
                                           f"{audited} were audited")
-                versions[table] = table_version(spark, paths[table])
+                versions[table] = version if version is not None else table_version(spark, paths[table])
                 _pause_point(table)
         except Exception:
             # All or nothing: undo every table this call has written, then fail.

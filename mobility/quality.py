@@ -8,8 +8,8 @@ publishing (audit, write, reconcile, undo) is ``mobility.publish``.
 
 Cost: GE runs separate Spark jobs per metric, so it never sees a big table. Schema
 expectations run on ``df.limit(0)`` (answered from the schema, no job); everything else
-runs on the table's *profile*, a frame of a few rows computed by one aggregation and
-cached only while GE looks at it (GE persists what it validates and never unpersists it).
+runs on the table's *profile*, a few rows computed by one Spark aggregation and handed
+to GE as a pandas frame, so that GE itself starts no Spark job.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 
 from contract.errors import ValidationError
@@ -55,21 +56,27 @@ class TableResult:
 # ------------------------------------------------------------------------- running a suite
 
 
-def _batch_definition():
-    """The one Spark data source / dataframe asset / whole-frame batch definition of the process."""
+def _batch_definition(kind: str):
+    """The process's one whole-frame batch definition of a ``spark`` or ``pandas`` data source."""
     context = ge_context()
-    if "spark" in context.data_sources.all():
-        return context.data_sources.get("spark").get_asset("frames").get_batch_definition("whole")
-    source = context.data_sources.add_spark("spark")
+    if kind in context.data_sources.all():
+        return context.data_sources.get(kind).get_asset("frames").get_batch_definition("whole")
+    source = context.data_sources.add_spark(kind) if kind == "spark" else context.data_sources.add_pandas(kind)
     return source.add_dataframe_asset("frames").add_batch_definition_whole_dataframe("whole")
 
 
-def _validate(name: str, expectations: list, frame: DataFrame) -> list[dict[str, Any]]:
-    """Run ``expectations`` as one suite on ``frame``; flatten the results."""
+def _plain(value: Any) -> Any:
+    """A numpy scalar (what GE reports on a pandas frame) as the Python value the report and callers expect."""
+    return value.item() if hasattr(value, "item") and not isinstance(value, (list, dict, str)) else value
+
+
+def _validate(name: str, expectations: list, frame: DataFrame | pd.DataFrame) -> list[dict[str, Any]]:
+    """Run ``expectations`` as one suite on ``frame`` (a Spark frame, or a profile as pandas); flatten the results."""
     if not expectations:
         return []
     suite = make_suite(name, [e.copy(update={"id": None}) for e in expectations])
-    batch = _batch_definition().get_batch(batch_parameters={"dataframe": frame})
+    kind = "pandas" if isinstance(frame, pd.DataFrame) else "spark"
+    batch = _batch_definition(kind).get_batch(batch_parameters={"dataframe": frame})
     result = batch.validate(suite, result_format="SUMMARY")
     rows = []
     for r in result.results:
@@ -77,7 +84,7 @@ def _validate(name: str, expectations: list, frame: DataFrame) -> list[dict[str,
         kwargs = {k: v for k, v in cfg.kwargs.items() if k != "batch_id"}
         if (cfg.meta or {}).get("value_set"):
             kwargs["value_set"] = cfg.meta["value_set"]
-        observed = r.result.get("observed_value") if r.result else None
+        observed = _plain(r.result.get("observed_value")) if r.result else None
         if r.exception_info and r.exception_info.get("raised_exception"):
             observed = f"error: {str(r.exception_info.get('exception_message'))[:200]}"
         rows.append({
@@ -104,15 +111,11 @@ def run_suite(table: str, df: DataFrame, p: SuiteParams, *, stage: str, **refs: 
     finally:
         empty.unpersist()  # GE persists what it validates (empty here, but a cache entry all the same)
     if all(r["success"] for r in results):
-        prof = mod.profile(df, p, **refs).persist()
-        try:
-            # Compute the profile here, outside GE: GE turns a failed Spark job into "observed None"
-            # results, hiding the real cause (e.g. a corrupt input file); here it surfaces as raised.
-            # No extra cost: the cached profile is what GE reads next.
-            prof.count()
-            results += _validate(table, content, prof)
-        finally:
-            prof.unpersist()
+        # The profile is computed here, by one Spark job, outside GE: GE turns a failed Spark job
+        # into "observed None" results, hiding the real cause (e.g. a corrupt input file); here it
+        # surfaces as raised. GE then validates those few rows as pandas, with no Spark job of its
+        # own (on a Spark frame it ran several per suite).
+        results += _validate(table, content, mod.profile(df, p, **refs).toPandas())
     else:  # the profile needs the contracted columns; say what was not checked
         results += [{"expectation": e.expectation_type, "kwargs": {"column": getattr(e, "column", None)},
                      "check": e.meta.get("check", ""), "on": "profile", "success": False,
