@@ -73,9 +73,6 @@ def read_region_factors(ctx: Context) -> DataFrame | None:
     return factors.select("h3_cell", "expansion_factor")
 
 
-OUTPUTS = ("footfall", "presence", "od_flows")
-
-
 def stage(ctx: Context, *, suppress: Callable[..., DataFrame] = mark_suppression) -> None:
     """``suppress`` marks footfall groups (:func:`transforms.disclosure.mark_suppression`)."""
     cfg, date, spark = ctx.cfg, ctx.date, ctx.spark

@@ -29,8 +29,6 @@ from transforms.stage1 import (
     with_pseudonyms,
 )
 
-OUTPUTS = ("pseudonymized_events", "quarantine", "opt_outs")
-
 
 def stage(ctx: Context) -> None:
     cfg, date, spark = ctx.cfg, ctx.date, ctx.spark
