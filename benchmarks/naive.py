@@ -81,4 +81,5 @@ def naive_distinct_people(id_col: str = "daily_id") -> Column:
     return F.count_distinct(F.col(id_col))
 
 
-NAIVE = Kernels(keyed_hash=UdfHmac.for_secret, locate=naive_locate, distinct_people=naive_distinct_people)
+NAIVE = Kernels(keyed_hash=UdfHmac.for_secret, locate=naive_locate, distinct_people=naive_distinct_people,
+                count_people=naive_distinct_people)

@@ -93,11 +93,11 @@ def stage(ctx: Context, *, suppress: Callable[..., DataFrame] = mark_suppression
             opted_out.unpersist()
         return
 
-    distinct = kernels.distinct_people
-    presence_counts = count_presence(anonymized, distinct=distinct).persist()
+    # One row per person, window and cell: footfall and presence count rows; trips count distinct ids.
+    presence_counts = count_presence(anonymized, distinct=kernels.count_people).persist()
     labels = len(age_bands(g.age_band_edges)) * len(GENDERS)  # public: every (age band, gender) pair
-    marked = suppress(count_visitors(anonymized, distinct=distinct), k_min=k, labels=labels).persist()
-    od_groups = count_od_trips(trips, distinct=distinct).persist()
+    marked = suppress(count_visitors(anonymized, distinct=kernels.count_people), k_min=k, labels=labels).persist()
+    od_groups = count_od_trips(trips, distinct=kernels.distinct_people).persist()
     cached = [opted_out, presence_counts, marked, od_groups]
     try:
         footfall = to_footfall(marked.filter("suppression IS NULL"), k_min=k, h3_resolution=g.h3_resolution)

@@ -4,8 +4,9 @@
 
 Trips need exact timestamps, which ``anonymized_events`` no longer holds, so they are
 detected here. The events are located at both H3 resolutions in one pass (rows with a
-position fix through the vectorized UDF, the others from the cell table) and cached;
-both outputs are computed from that cache. The daily id is computed only
+position fix through the vectorized UDF, the others from the cell table), hash-partitioned
+by the stage-1 pseudonym (the run's only shuffle of the events) and cached; both outputs
+are computed from that cache without shuffling the events again. The daily id is computed only
 for the rows that survive the collapse to person/window/cell, and for the trip rows.
 
 Opt-outs: the events of everyone whose opt-out is in force *now* (the current raw
@@ -28,11 +29,12 @@ from mobility.ledger import read_pinned
 from mobility.publish import Publisher
 from mobility.runner import Context, publish, run_job
 from mobility.secrets import derive_daily_key
+from mobility.spark import persist_partitioned
 from transforms.consent import with_excluded_flag
 from transforms.flows import detect_trips, to_anonymized_trips
 from transforms.kernels import BUILTIN, Kernels
 from transforms.stage1 import cells_valid_on
-from transforms.stage2 import cells_at_resolutions, to_anonymized_events
+from transforms.stage2 import by_person, cells_at_resolutions, to_anonymized_events
 
 OUTPUTS = ("anonymized_events", "anonymized_trips")
 
@@ -54,8 +56,9 @@ def stage(ctx: Context) -> None:
         .select("date", "pseudo_id", "event_ts", "cell_id", "latitude", "longitude", "age_band", "gender")
         .transform(kernels.locate, cells_h3=cells_h3, targets={c: (f"cell_{c}", r) for c, r in targets.items()})
         .drop("cell_id", "latitude", "longitude")
-        .persist(StorageLevel.MEMORY_AND_DISK)
+        .transform(by_person)  # the one shuffle of the events; both outputs reuse it
     )
+    located = persist_partitioned(located, StorageLevel.MEMORY_AND_DISK)
     try:
         anonymized = located.transform(to_anonymized_events, hasher=hasher, window_minutes=g.window_minutes)
         # Trips per stage-1 pseudonym (one-to-one with the daily id within the date); only

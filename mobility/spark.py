@@ -7,7 +7,8 @@ import re
 import sys
 from pathlib import Path
 
-from pyspark.sql import SparkSession
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
 
 from mobility.config import SparkConfig
 
@@ -63,6 +64,25 @@ MANIFEST = "MANIFEST.txt"
 # (WARN and up) into the run's log file; the verbose variant keeps Spark's full console.
 LOG4J_QUIET = REPO / "conf" / "log4j2.properties"
 LOG4J_VERBOSE = REPO / "conf" / "log4j2-verbose.properties"
+
+
+def persist_partitioned(df: DataFrame, level: StorageLevel = StorageLevel.MEMORY_AND_DISK) -> DataFrame:
+    """Cache ``df`` so that the plans reading the cache know its hash partitioning.
+
+    Spark plans a cached query with adaptive execution, and an adaptive plan reports no
+    output partitioning until it has run, so every plan that reads the cache shuffles
+    again, even by the very key ``df`` was partitioned by. Planned with adaptive execution
+    off (for the cached plan only: the setting is restored at once), the cache reports its
+    ``HashPartitioning`` and a grouping or window whose keys include the partition key
+    reads it without a shuffle. Measured in ``tests/test_flows.py`` (stage 2).
+    """
+    spark, key = df.sparkSession, "spark.sql.adaptive.enabled"
+    before = spark.conf.get(key)
+    spark.conf.set(key, "false")
+    try:
+        return df.persist(level)
+    finally:
+        spark.conf.set(key, before)
 
 
 def delta_package() -> str:

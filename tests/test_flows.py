@@ -12,6 +12,7 @@ from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
 from mobility.secrets import Secret
+from mobility.spark import persist_partitioned
 from transforms.flows import (
     count_od_trips,
     count_presence,
@@ -25,7 +26,8 @@ from transforms.flows import (
     with_expansion_factor,
 )
 from transforms.hashing import BroadcastHmac
-from transforms.stage2 import locate
+from transforms.stage2 import by_person, locate, to_anonymized_events
+from transforms.stage3 import count_visitors, distinct_people, people_in_unique_rows
 
 D = dt.date(2026, 10, 5)
 EVENTS = "date date, pid string, event_ts timestamp, od_h3 string, age_band string, gender string"
@@ -181,3 +183,63 @@ def test_invalid_region_factors_are_named(spark):
     reasons = sorted(r["reason"] for r in invalid_region_factors(factors, h3_resolution=8).collect())
     assert reasons == ["duplicate_h3_cell", "duplicate_h3_cell", "finer_than_h3_resolution", "malformed_h3_cell",
                        "non_positive_factor"]
+
+
+def _shuffles(df) -> int:
+    """Shuffles the planner adds to ``df``'s physical plan to group rows (not a requested repartition)."""
+    plan = df._jdf.queryExecution().executedPlan().toString()
+    return sum("Exchange hashpartitioning" in line and "ENSURE_REQUIREMENTS" in line for line in plan.splitlines())
+
+
+def test_stage2_shuffles_the_events_once_for_both_outputs(spark):
+    """Both stage-2 outputs read the events partitioned by person and shuffle nothing more."""
+    key = BroadcastHmac.for_secret(spark, Secret(bytes(range(32))))
+    located = (day(spark, "a", ROUTINE).unionByName(day(spark, "b", ROUTINE[:5]))
+               .withColumnRenamed("pid", "pseudo_id").withColumn("h3_cell", F.col("od_h3")))
+
+    def outputs(frame):
+        anonymized = to_anonymized_events(frame, hasher=key, window_minutes=60)
+        trips = detect_trips(frame, id_col="pseudo_id", stay_min_minutes=20, window_minutes=60)
+        return anonymized, to_anonymized_trips(trips, hasher=key)
+
+    assert all(_shuffles(out) >= 1 for out in outputs(located))  # the check can see a shuffle
+    cached = persist_partitioned(by_person(located))
+    try:
+        anonymized, trips = outputs(cached)
+        assert (_shuffles(anonymized), _shuffles(trips)) == (0, 0)
+        # Same rows as without the partitioning.
+        assert_df_equality(anonymized, outputs(located)[0], ignore_row_order=True, ignore_nullable=True)
+        assert_df_equality(trips, outputs(located)[1], ignore_row_order=True, ignore_nullable=True)
+    finally:
+        cached.unpersist()
+
+
+def test_counting_rows_of_anonymized_events_equals_counting_distinct_people_exhaustively(spark):
+    """Footfall and presence count rows of ``anonymized_events`` (``people_in_unique_rows``).
+
+    Every case of two people over two windows x two cells, 0-2 events in each (window,
+    cell) slot, same or different demographics: 3^4 x 3^4 x 2 = 13,122 cases, each its
+    own cells. Per case, the plain count over stage 2's output equals the distinct count.
+    """
+    import itertools
+
+    key = BroadcastHmac.for_secret(spark, Secret(bytes(range(32))))
+    slots = [(w, c) for w in ("08", "09") for c in ("x", "y")]
+    patterns = list(itertools.product(range(3), repeat=len(slots)))  # events per slot
+    rows = []
+    for case, (pa, pb, same) in enumerate(itertools.product(patterns, patterns, (True, False))):
+        for person, pattern, gender in (("a", pa, "female"), ("b", pb, "female" if same else "male")):
+            for (hour, cell), n in zip(slots, pattern, strict=True):
+                rows += [(D, f"{case}-{person}", ts(f"{hour}:{10 * i:02d}"), f"{case}-{cell}", "25-34", gender)
+                         for i in range(n)]
+    events = spark.createDataFrame(rows, EVENTS).withColumnRenamed("pid", "pseudo_id") \
+        .withColumnRenamed("od_h3", "h3_cell")
+    anonymized = to_anonymized_events(events, hasher=key, window_minutes=60).persist()
+    try:
+        for count in (count_visitors, count_presence):
+            by_rows = count(anonymized, distinct=people_in_unique_rows)
+            by_ids = count(anonymized, distinct=distinct_people)
+            assert by_rows.count() > 13_000
+            assert by_rows.exceptAll(by_ids).isEmpty() and by_ids.exceptAll(by_rows).isEmpty()
+    finally:
+        anonymized.unpersist()

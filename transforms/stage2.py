@@ -79,6 +79,17 @@ def locate(events: DataFrame, *, cells_h3: DataFrame, targets: dict[str, tuple[s
     return fixes.unionByName(others)
 
 
+def by_person(events: DataFrame, *, id_col: str = "pseudo_id") -> DataFrame:
+    """``events`` hash-partitioned by the person's id: the one shuffle of the events in stage 2.
+
+    The collapse to person/window/cell (:func:`to_anonymized_events`) and trip detection
+    (``transforms.flows``) both group by keys that include ``id_col``; Spark accepts a hash
+    partitioning on a subset of the grouping keys, so neither shuffles the events again
+    when they read this frame (cached).
+    """
+    return events.repartition(id_col)
+
+
 def to_anonymized_events(events: DataFrame, *, hasher: KeyedHash, window_minutes: int) -> DataFrame:
     """The ``curated/anonymized_events`` contract.
 
