@@ -181,6 +181,20 @@ def list_files(spark: SparkSession, uri: str, *, suffix: str = "") -> list[str]:
 _COMMIT = re.compile(r"\d{20}\.json")
 
 
+def delta_head(spark: SparkSession, path: str) -> tuple[int, int] | None:
+    """The table's current Delta version and its commit file's modification time (ms), or None.
+
+    One listing of ``_delta_log``, no Spark job. The time tells two tables apart that were
+    deleted and created again at the same path and reached the same version.
+    """
+    fs, hpath = _fs_path(spark, f"{path.rstrip('/')}/_delta_log")
+    if not fs.exists(hpath):
+        return None
+    commits = [(int(st.getPath().getName()[:20]), int(st.getModificationTime())) for st in fs.listStatus(hpath)
+               if st.isFile() and _COMMIT.fullmatch(st.getPath().getName())]
+    return max(commits) if commits else None
+
+
 def delta_version(spark: SparkSession, path: str) -> int | None:
     """The table's current Delta version (None: no Delta table at ``path``), from its log's file names.
 
@@ -189,7 +203,6 @@ def delta_version(spark: SparkSession, path: str) -> int | None:
     listing, no Spark job: ``DeltaTable.history(1)`` cost a job and about 0.15 s a call,
     and a publication asks for versions some thirty times.
     """
-    versions = [int(name[:20]) for name in list_files(spark, f"{path.rstrip('/')}/_delta_log", suffix=".json")
-                if _COMMIT.fullmatch(name)]
-    return max(versions) if versions else None
+    head = delta_head(spark, path)
+    return None if head is None else head[0]
 

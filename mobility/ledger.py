@@ -38,6 +38,7 @@ from mobility.io import (
     CURATED_TABLES,
     INSIGHTS_TABLES,
     NETWORK_TABLES,
+    delta_head,
     delta_version,
     is_delta_table,
     network_root,
@@ -153,6 +154,33 @@ def read_ledger(spark: SparkSession, lake: LakeConfig, zone: str) -> DataFrame:
     return spark.read.format("delta").load(path)
 
 
+# The rows of each ledger as last read, keyed by its path: (version, commit time, rows).
+_ROWS: dict[str, tuple[tuple[int, int], list[dict]]] = {}
+
+
+def ledger_rows(spark: SparkSession, lake: LakeConfig, zone: str) -> list[dict]:
+    """The whole ledger of a zone as dicts (empty if nothing was ever published).
+
+    A publication consults the ledger a dozen times (recovery, the republish check, the
+    pinned reads); each Delta read of it cost a snapshot and a Spark job. The rows are
+    read once per ledger version and kept: a later call lists the ledger's log (no Spark
+    job) and reads again only if a commit was added. The ledger has a few rows per run
+    and table, so it grows with the number of runs, never with the data. Every call
+    returns fresh dicts.
+    """
+    path = ledger_path(lake, zone)
+    head = delta_head(spark, path)
+    if head is None:
+        return []
+    cached = _ROWS.get(path)
+    if cached is not None and cached[0] == head:
+        return [dict(r) for r in cached[1]]
+    rows = [r.asDict() for r in spark.read.format("delta").option("versionAsOf", head[0]).load(path).collect()]
+    _ROWS[path] = (head, rows)
+    rows = [dict(r) for r in rows]
+    return rows
+
+
 def new_run_id() -> str:
     return uuid.uuid4().hex
 
@@ -176,10 +204,9 @@ def table_version(spark: SparkSession, path: str) -> int | None:
 
 def known_versions(spark: SparkSession, lake: LakeConfig, zone: str, tables: Iterable[str]) -> dict[str, int | None]:
     """The newest version the ledger knows of each table (None: never published)."""
-    tables = list(tables)
-    rows = (read_ledger(spark, lake, zone).filter(F.col("table_name").isin(tables))
-            .groupBy("table_name").agg(F.max("version").alias("v")).collect())  # one row per table
-    known = {r["table_name"]: int(r["v"]) for r in rows}
+    known: dict[str, int] = {}
+    for r in ledger_rows(spark, lake, zone):
+        known[r["table_name"]] = max(int(r["version"]), known.get(r["table_name"], -1))
     return {t: known.get(t) for t in tables}
 
 
@@ -206,7 +233,10 @@ def unrecorded_changes(spark: SparkSession, path: str, known: int | None) -> lis
     from delta.tables import DeltaTable
 
     since = -1 if known is None else known
-    history = DeltaTable.forPath(spark, path).history().select("version", "operation")
+    current = table_version(spark, path)
+    if current is None or current <= since:
+        return []  # no commit after ``known``: nothing to read (a listing, no Spark job)
+    history = DeltaTable.forPath(spark, path).history(current - since + 1).select("version", "operation")
     return sorted(int(r["version"]) for r in history.filter(F.col("version") > since).collect()
                   if r["operation"] not in HOUSEKEEPING)
 
@@ -255,14 +285,21 @@ def published(spark: SparkSession, lake: LakeConfig, zone: str, date: dt.date) -
             .orderBy("recorded_at", "table_name"))
 
 
+def published_rows(spark: SparkSession, lake: LakeConfig, zone: str, date: dt.date) -> list[dict]:
+    """:func:`published` as dicts (a few per release), newest last."""
+    rows = [r for r in ledger_rows(spark, lake, zone) if r["event"] == "published" and r["date"] == date]
+    return sorted(rows, key=lambda r: (r["recorded_at"], r["table_name"]))
+
+
 def was_published(spark: SparkSession, lake: LakeConfig, zone: str, tables: Iterable[str], date: dt.date) -> bool:
     """Whether any of ``tables`` was ever published for ``date`` (a new write then supersedes it)."""
-    return bool(published(spark, lake, zone, date).filter(F.col("table_name").isin(list(tables))).limit(1).collect())
+    tables = set(tables)
+    return any(r["table_name"] in tables for r in published_rows(spark, lake, zone, date))
 
 
 def latest_publication(spark: SparkSession, lake: LakeConfig, zone: str, date: dt.date) -> dict[str, dict]:
     """``{table: ledger row as dict}`` of the newest publication of ``date`` (empty if none)."""
-    rows = [r.asDict() for r in published(spark, lake, zone, date).collect()]  # a few rows per release
+    rows = published_rows(spark, lake, zone, date)
     if not rows:
         return {}
     last = max(rows, key=lambda r: r["recorded_at"])["run_id"]
@@ -279,11 +316,10 @@ def read_pinned(spark: SparkSession, lake: LakeConfig, table: str, date: dt.date
     may be gone (log retention); the current version is then used if the ledger's row
     count and digest of the date still match it, else InputError.
     """
-    rows = [r.asDict() for r in read_ledger(spark, lake, zone_of(table))
-            .filter((F.col("table_name") == F.lit(table))
-                    & (((F.col("event") == F.lit("published")) & (F.col("date") == F.lit(date)))
-                       | F.col("event").isin(ERASED, EXPIRED)))
-            .collect()]  # one row per publication of the date, erasure and retention run
+    of_table = [r for r in ledger_rows(spark, lake, zone_of(table)) if r["table_name"] == table]
+    # One row per publication of the date, erasure and retention run.
+    rows = [r for r in of_table
+            if (r["event"] == "published" and r["date"] == date) or r["event"] in (ERASED, EXPIRED)]
     publications = [r for r in rows if r["event"] == "published"]
     row = max(publications, key=lambda r: r["recorded_at"]) if publications else None
     path = table_path(lake, table)
@@ -298,13 +334,14 @@ def read_pinned(spark: SparkSession, lake: LakeConfig, table: str, date: dt.date
     version = max([int(row["version"])] + [int(r["version"]) for r in later])
     at_date = F.col("date") == F.lit(date)
     current_version = table_version(spark, path)
-    known = max(int(r["version"]) for r in read_ledger(spark, lake, zone_of(table))
-                .filter(F.col("table_name") == F.lit(table)).select("version").collect())  # a few rows per date
+    known = max(int(r["version"]) for r in of_table)
     if current_version is not None and not unrecorded_changes(spark, path, known):
         # Everything since the pinned version is in the ledger: publications of other
         # dates, erasures, expiries, recoveries. The date's rows are then the current
         # ones, read at the current version (pinned: a writer that commits meanwhile is not seen).
-        return spark.read.format("delta").option("versionAsOf", current_version).load(path).filter(at_date)
+        current = spark.read.format("delta").option("versionAsOf", current_version).load(path).filter(at_date)
+        current.inputFiles()  # reads the log's file actions now: a damaged log fails here, naming the table
+        return current
     try:
         pinned = spark.read.format("delta").option("versionAsOf", version).load(path).filter(at_date)
         missing = [f for f in pinned.inputFiles() if not path_exists(spark, f)]  # the date's files only

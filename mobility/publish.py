@@ -34,7 +34,7 @@ from pyspark.sql import functions as F
 from contract.errors import ValidationError
 from mobility import ledger
 from mobility.config import Config
-from mobility.io import INSIGHTS_TABLES, is_delta_table, table_path, write_date
+from mobility.io import INSIGHTS_TABLES, table_path, write_date
 from mobility.ledger import Policy, table_version
 from mobility.lifecycle import curated_properties, prepare_table, release_properties
 from mobility.quality import TableResult, audit, raise_failed
@@ -79,10 +79,16 @@ def committed_rows(spark: SparkSession, path: str, *, before: int | None, table:
     """
     from delta.tables import DeltaTable
 
-    if not is_delta_table(spark, path):
+    current = table_version(spark, path)
+    if current is None:
         return 0, None
     since = -1 if before is None else before
-    entries = [r for r in DeltaTable.forPath(spark, path).history().collect() if r["version"] > since]
+    if current <= since:
+        return 0, before
+    # The entries after ``before``, plus one: a commit made meanwhile by another writer shows as a second
+    # entry (the whole history, which grows by a few commits a day, is not read).
+    history = DeltaTable.forPath(spark, path).history(current - since + 1)
+    entries = [r for r in history.collect() if r["version"] > since]
     if not entries:
         return 0, before
     if len(entries) > 1:

@@ -32,7 +32,7 @@ from contract.errors import ReleaseRefused
 from contract.vocabulary import RELEASE_KEYS, RELEASE_VALUES
 from mobility.config import LakeConfig
 from mobility.io import is_delta_table, path_exists, table_path
-from mobility.ledger import Policy, latest_publication, published, read_pinned
+from mobility.ledger import Policy, latest_publication, published_rows, read_pinned
 
 RELEASE_TABLES = ("footfall", "presence", "od_flows")
 
@@ -108,7 +108,7 @@ def check_republish(spark: SparkSession, lake: LakeConfig, date: dt.date, frames
     every earlier DP release; next to a k-anonymous release of the date it is refused like
     any change of policy. Returns how many earlier releases were compared.
     """
-    earlier = [r.asDict() for r in published(spark, lake, "insights", date).collect()]  # a few rows per release
+    earlier = published_rows(spark, lake, "insights", date)  # a few rows per release
     runs: dict[str, dict[str, dict]] = {}
     for r in earlier:
         if r["table_name"] in frames:  # releases of these tables (not, e.g., the offers' report)

@@ -108,6 +108,8 @@ def test_damaged_delta_log_names_the_table(spark, tmp_path, keys, capsys):
         "date").save(str(source))
     record_published(spark, cfg.lake, "pseudonymized_events", DATE)
     (source / "_delta_log" / "00000000000000000000.json").write_text("{this is not json\n")
+    # As a new job process would find it: not the snapshot this session cached while writing.
+    spark.sparkContext._jvm.org.apache.spark.sql.delta.DeltaLog.clearCache()
     assert anonymize.main(["--conf", str(conf), *ARGV_DATE]) == 1
     line = last_error_line(capsys)
     assert f"Delta table {source}" in line or f"Delta table file:{source}" in line, line
