@@ -9,14 +9,11 @@ subprocess so that the JVM starts with the real log4j2 configuration.
 from __future__ import annotations
 
 import io
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, record_published, write_conf
+from tests.conftest import record_published, write_conf
 from tests.test_quality import DATE, _write_raw_lake
 
 ARGV_DATE = ["--date", DATE.isoformat()]
@@ -241,29 +238,8 @@ def test_run_log_is_beside_the_summary_or_local_for_remote_reports(tmp_path):
     assert run_log("s3a://lake/reports", DATE, "pipeline") == Path("logs/runs/2026-10-05/pipeline.log").absolute()
 
 
-# ----------------------------------------------------------------------------- the real console
-
-
-@pytest.mark.e2e
-def test_cli_pipeline_console_is_short_with_progress_and_spark_log_in_a_file(lake, keys):
-    conf, cfg = lake
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYSPARK_PYTHON": sys.executable, "MI_PROGRESS": "1"}
-    proc = subprocess.run([sys.executable, "-m", "jobs.pipeline", "--conf", str(conf), *ARGV_DATE],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    lines = proc.stdout.splitlines() + proc.stderr.splitlines()
-    print(f"console: {len(lines)} lines", *lines, sep="\n")
-    assert len(lines) < 60
-    assert proc.stdout.startswith("== pipeline 2026-10-05 ==\n")
-    stages = [ln for ln in proc.stderr.splitlines() if ln.startswith("stage ")]
-    assert [s.split(":")[0].rstrip(" …") for s in stages] == [
-        f"stage {i}/3 {n}" for i, n in ((1, "pseudonymize"), (1, "pseudonymize"), (2, "anonymize"), (2, "anonymize"),
-                                        (3, "aggregate"), (3, "aggregate"))]
-    assert "stage 1/3 pseudonymize: 76 rows out in" in proc.stderr  # 80 - 2 unknown cells - 2 opted out
-    assert not any(s in proc.stderr for s in ("resolution report", ":: ", "WARN ", "Traceback"))
-    log = Path(cfg.lake.reports) / "runs" / DATE.isoformat() / "pipeline.log"
-    assert proc.stderr.strip().splitlines()[-1] == f"log: {log}"
-    assert " WARN " in log.read_text()  # Spark's warnings went to the file
+# The real console of a command-line run is checked on the CLI run of
+# tests/test_pipeline_e2e.py::test_cli_run_leaks_no_key_into_logs_plans_or_event_logs.
 
 
 def test_jars_spark_ships_are_left_out():

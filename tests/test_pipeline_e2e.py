@@ -347,7 +347,11 @@ def test_missing_partition_is_a_clear_error(lake, keys_module, capsys):
 
 
 def test_cli_run_leaks_no_key_into_logs_plans_or_event_logs(lake, tmp_path, keys_module):
-    """A real `python -m jobs.pipeline` with Spark event logging on; then grep everything it left."""
+    """A real `python -m jobs.pipeline` with Spark event logging on; then grep everything it left.
+
+    The same run shows the operator's console: short, one progress line per stage start
+    and end, Spark's own log in a file (one CLI run serves both checks: it costs minutes).
+    """
     conf, _ = lake
     events_dir = tmp_path / "eventlog"
     events_dir.mkdir()
@@ -361,6 +365,21 @@ def test_cli_run_leaks_no_key_into_logs_plans_or_event_logs(lake, tmp_path, keys
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "pseudonymize.rows_in" in proc.stdout and "aggregate.footfall_released" in proc.stdout
+    # The console: short, progress per stage, Spark's warnings in the run's log file only.
+    lines = proc.stdout.splitlines() + proc.stderr.splitlines()
+    print(f"console: {len(lines)} lines", *lines, sep="\n")
+    assert len(lines) < 60
+    assert proc.stdout.startswith(f"== pipeline {D.isoformat()} ==\n")
+    stages = [ln for ln in proc.stderr.splitlines() if ln.startswith("stage ")]
+    assert [s.split(":")[0].rstrip(" …") for s in stages] == [
+        f"stage {i}/3 {n}" for i, n in ((1, "pseudonymize"), (1, "pseudonymize"), (2, "anonymize"), (2, "anonymize"),
+                                        (3, "aggregate"), (3, "aggregate"))]
+    rows_out = len(events_for(D)) - 2 - 5 - len(MINORS) - len(BIZ)  # opted out, quarantined, minors, business
+    assert f"stage 1/3 pseudonymize: {rows_out} rows out in" in proc.stderr
+    assert not any(s in proc.stderr for s in ("resolution report", ":: ", "WARN ", "Traceback"))
+    log = tmp_path / "rep" / "runs" / D.isoformat() / "pipeline.log"
+    assert proc.stderr.strip().splitlines()[-1] == f"log: {log}"
+    assert " WARN " in log.read_text()  # Spark's warnings went to the file
     texts = [proc.stdout, proc.stderr]
     texts += [p.read_text(errors="replace") for p in events_dir.rglob("*") if p.is_file()]
     texts += [p.read_text(errors="replace") for p in (tmp_path / "rep").rglob("*.json")]
