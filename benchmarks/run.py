@@ -30,7 +30,10 @@ from pathlib import Path
 from benchmarks.lake import BENCH_DATA, ROOT, ensure_lake
 
 RESULTS = Path(__file__).resolve().parent / "results"
-TARGETS = {"pipeline_over_floor": 3.0, "naive_over_pipeline": 2.5, "scaling_time_ratio": 4.4}
+# Issue #14: pipeline within 4 x the floor, naive at least 2 x slower, and the pipeline's cost
+# per extra event (the fit through N and scale x N) at most 8 x the floor's.
+TARGETS = {"pipeline_over_floor": 4.0, "naive_over_pipeline": 2.0, "marginal_over_floor_marginal": 8.0,
+           "scaling_time_ratio": 4.4}
 
 
 # --------------------------------------------------------------------------- memory sampling
@@ -150,8 +153,11 @@ def check_targets(summary: dict) -> dict:
     r = summary["ratios"]
     mem = summary["memory_growth_4n_over_n"]
     return {
-        "pipeline_over_floor <= 3": r["pipeline_over_floor"] <= TARGETS["pipeline_over_floor"],
-        "naive_over_pipeline >= 2.5": r["naive_over_pipeline"] >= TARGETS["naive_over_pipeline"],
+        "pipeline_over_floor <= 4": r["pipeline_over_floor"] <= TARGETS["pipeline_over_floor"],
+        "naive_over_pipeline >= 2": r["naive_over_pipeline"] >= TARGETS["naive_over_pipeline"],
+        "marginal cost <= 8 x the floor's": (None if r["marginal_over_floor_marginal"] is None
+                                             else r["marginal_over_floor_marginal"]
+                                             <= TARGETS["marginal_over_floor_marginal"]),
         "scaling t(4N)/t(N) <= 4.4": (None if r["scaling_time_ratio"] is None
                                       else r["scaling_time_ratio"] <= TARGETS["scaling_time_ratio"]),
         "driver memory flat in N (4N/N <= 1.25)": None if mem is None else mem <= 1.25,
@@ -245,6 +251,14 @@ def report(args: argparse.Namespace, variants: list[str], runs: dict[str, list[d
         "floor_scaling_time_ratio": (med[f"floor@{args.scale}N"] / med["floor"]
                                      if f"floor@{args.scale}N" in med else None),
     }
+    # Fit t = fixed + N x marginal through N and scale x N (seconds per million events).
+    fits = {}
+    for v in ("floor", "pipeline"):
+        if v in med and f"{v}@{args.scale}N" in med:
+            marginal = (med[f"{v}@{args.scale}N"] - med[v]) / ((args.scale - 1) * args.n / 1e6)
+            fits[v] = {"fixed_s": round(med[v] - marginal * args.n / 1e6, 1), "s_per_million": round(marginal, 2)}
+    ratios["marginal_over_floor_marginal"] = (fits["pipeline"]["s_per_million"] / fits["floor"]["s_per_million"]
+                                              if len(fits) == 2 and fits["floor"]["s_per_million"] > 0 else None)
     mem_growth = None
     if big in variants_summary:
         vs = variants_summary
@@ -257,6 +271,7 @@ def report(args: argparse.Namespace, variants: list[str], runs: dict[str, list[d
                    "scale_repeats": args.scale_repeats, "warmup": args.warmup or ",".join(variants)},
         "variants": variants_summary,
         "ratios": {k: (round(v, 3) if v is not None else None) for k, v in ratios.items()},
+        "fit": fits,
         "memory_growth_4n_over_n": mem_growth,
         "targets": TARGETS,
         "naive_footfall_equals_pipeline": (footfall_equal(BENCH_DATA / "work" / f"pipeline-n{args.n}",
