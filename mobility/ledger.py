@@ -236,9 +236,13 @@ def unrecorded_changes(spark: SparkSession, path: str, known: int | None) -> lis
     current = table_version(spark, path)
     if current is None or current <= since:
         return []  # no commit after ``known``: nothing to read (a listing, no Spark job)
-    history = DeltaTable.forPath(spark, path).history(current - since + 1).select("version", "operation")
-    return sorted(int(r["version"]) for r in history.filter(F.col("version") > since).collect()
-                  if r["operation"] not in HOUSEKEEPING)
+    table = DeltaTable.forPath(spark, path)
+    entries = [r for r in table.history(current - since + 1).select("version", "operation").collect()
+               if int(r["version"]) > since]
+    if not any(int(r["version"]) == since + 1 for r in entries):
+        # Commits landed between the listing and the read (e.g. a VACUUM's two): read it all.
+        entries = [r for r in table.history().select("version", "operation").collect() if int(r["version"]) > since]
+    return sorted(int(r["version"]) for r in entries if r["operation"] not in HOUSEKEEPING)
 
 
 def recover(spark: SparkSession, lake: LakeConfig, tables: Iterable[str], *, job: str) -> list[str]:

@@ -75,6 +75,11 @@ def persist_partitioned(df: DataFrame, level: StorageLevel = StorageLevel.MEMORY
     off (for the cached plan only: the setting is restored at once), the cache reports its
     ``HashPartitioning`` and a grouping or window whose keys include the partition key
     reads it without a shuffle. Measured in ``tests/test_flows.py`` (stage 2).
+
+    The cached plan keeps ``spark.sql.shuffle.partitions`` partitions (adaptive execution
+    does not merge them), and so do the outputs computed from it: size that setting for
+    the data (``conf/cluster.yaml``). The setting is the session's: do not plan queries
+    from other threads of the same session while this runs.
     """
     spark, key = df.sparkSession, "spark.sql.adaptive.enabled"
     before = spark.conf.get(key)

@@ -355,7 +355,7 @@ def test_cli_run_leaks_no_key_into_logs_plans_or_event_logs(lake, tmp_path, keys
     conf, _ = lake
     events_dir = tmp_path / "eventlog"
     events_dir.mkdir()
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYSPARK_PYTHON": sys.executable}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYSPARK_PYTHON": sys.executable, "MI_PROGRESS": "1"}
     cmd = [sys.executable, "-m", "jobs.pipeline", "--conf", str(conf), "--date", D.isoformat(),
            "--set", f"lake.curated={tmp_path / 'cur'}", "--set", f"lake.insights={tmp_path / 'ins'}",
            "--set", f"lake.reports={tmp_path / 'rep'}",
