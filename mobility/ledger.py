@@ -173,12 +173,10 @@ def ledger_rows(spark: SparkSession, lake: LakeConfig, zone: str) -> list[dict]:
     if head is None:
         return []
     cached = _ROWS.get(path)
-    if cached is not None and cached[0] == head:
-        return [dict(r) for r in cached[1]]
-    rows = [r.asDict() for r in spark.read.format("delta").option("versionAsOf", head[0]).load(path).collect()]
-    _ROWS[path] = (head, rows)
-    rows = [dict(r) for r in rows]
-    return rows
+    if cached is None or cached[0] != head:
+        cached = _ROWS[path] = (head, [r.asDict() for r in spark.read.format("delta")
+                                       .option("versionAsOf", head[0]).load(path).collect()])
+    return [dict(r) for r in cached[1]]
 
 
 def new_run_id() -> str:
@@ -228,21 +226,29 @@ def vacuum_now(spark: SparkSession, path: str) -> None:
 HOUSEKEEPING = ("CREATE TABLE", "VACUUM START", "VACUUM END", "SET TBLPROPERTIES", "OPTIMIZE", "REORG")
 
 
-def unrecorded_changes(spark: SparkSession, path: str, known: int | None) -> list[int]:
-    """Versions after ``known`` whose commit changed data (everything if ``known`` is None)."""
+def commits_since(spark: SparkSession, path: str, before: int | None) -> list:
+    """The table's history entries after version ``before`` (all of them if None), oldest first.
+
+    Reads only the newest entries (a table's history grows by a few commits a day) and
+    no Spark job at all when the log listing shows no newer commit. Should commits land
+    between the listing and the read (a VACUUM writes two), the whole history is read.
+    """
     from delta.tables import DeltaTable
 
-    since = -1 if known is None else known
+    since = -1 if before is None else before
     current = table_version(spark, path)
     if current is None or current <= since:
-        return []  # no commit after ``known``: nothing to read (a listing, no Spark job)
+        return []
     table = DeltaTable.forPath(spark, path)
-    entries = [r for r in table.history(current - since + 1).select("version", "operation").collect()
-               if int(r["version"]) > since]
+    entries = [r for r in table.history(current - since + 1).collect() if int(r["version"]) > since]
     if not any(int(r["version"]) == since + 1 for r in entries):
-        # Commits landed between the listing and the read (e.g. a VACUUM's two): read it all.
-        entries = [r for r in table.history().select("version", "operation").collect() if int(r["version"]) > since]
-    return sorted(int(r["version"]) for r in entries if r["operation"] not in HOUSEKEEPING)
+        entries = [r for r in table.history().collect() if int(r["version"]) > since]
+    return sorted(entries, key=lambda r: int(r["version"]))
+
+
+def unrecorded_changes(spark: SparkSession, path: str, known: int | None) -> list[int]:
+    """Versions after ``known`` whose commit changed data (everything if ``known`` is None)."""
+    return [int(r["version"]) for r in commits_since(spark, path, known) if r["operation"] not in HOUSEKEEPING]
 
 
 def recover(spark: SparkSession, lake: LakeConfig, tables: Iterable[str], *, job: str) -> list[str]:

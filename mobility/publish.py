@@ -77,18 +77,9 @@ def committed_rows(spark: SparkSession, path: str, *, before: int | None, table:
     is someone else's when a write made no commit. More than one new commit means
     another writer was active: an error, since the audit then says nothing about them.
     """
-    from delta.tables import DeltaTable
-
-    current = table_version(spark, path)
-    if current is None:
+    if table_version(spark, path) is None:
         return 0, None
-    since = -1 if before is None else before
-    if current <= since:
-        return 0, before
-    # The entries after ``before``, plus one: a commit made meanwhile by another writer shows as a second
-    # entry (the whole history, which grows by a few commits a day, is not read).
-    history = DeltaTable.forPath(spark, path).history(current - since + 1)
-    entries = [r for r in history.collect() if r["version"] > since]
+    entries = ledger.commits_since(spark, path, before)
     if not entries:
         return 0, before
     if len(entries) > 1:
