@@ -65,7 +65,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--top", type=int, default=20)
     p.add_argument("--jfr", type=Path, help="also record the driver JVM during the measured run with Java Flight "
                                              "Recorder (jcmd) into this file; read it with `jfr print`")
+    p.add_argument("--pyprofile", type=Path, help="also profile the driver's Python during the measured run "
+                                                  "(cProfile) into this file; read it with pstats")
+    p.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE",
+                   help="a Spark setting to try on top of the test suite's (repeatable)")
     args = p.parse_args(argv)
+    SPARK_CONF.update(dict(kv.split("=", 1) for kv in args.conf))
     os.environ["MI_NETWORK_KEY"], os.environ["MI_DAILY_KEY"] = secrets.token_hex(32), secrets.token_hex(32)
 
     from jobs import pipeline
@@ -97,8 +102,17 @@ def main(argv: list[str] | None = None) -> int:
         recording = args.jfr is not None and run == "measured"
         if recording:
             jcmd("JFR.start", "name=fixed-cost", "settings=profile")
+        profiler = None
+        if args.pyprofile is not None and run == "measured":
+            import cProfile
+            profiler = cProfile.Profile()
+            profiler.enable()
         t0 = time.perf_counter()
-        if pipeline.main(["--conf", str(conf), "--date", DATE.isoformat()]) != 0:
+        status = pipeline.main(["--conf", str(conf), "--date", DATE.isoformat()])
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(str(args.pyprofile))
+        if status != 0:
             print(f"error: the {run} run failed", file=sys.stderr)
             return 1
         walls.append(time.perf_counter() - t0)

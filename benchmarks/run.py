@@ -99,7 +99,8 @@ def run_variant(variant: str, n_events: int, raw: Path, env: dict[str, str], log
     """Run one variant in a fresh process; return its timing and memory."""
     out = BENCH_DATA / "work" / f"{variant}-n{n_events}"
     shutil.rmtree(out, ignore_errors=True)
-    cmd = [sys.executable, "-m", "benchmarks.run_one", "--variant", variant, "--raw", str(raw), "--out", str(out)]
+    cmd = [sys.executable, "-m", "benchmarks.run_one", "--variant", variant, "--raw", str(raw), "--out", str(out),
+           "--run-ts", env["MI_BENCH_RUN_TS"]]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     sampler = RssSampler(proc.pid)
@@ -197,6 +198,9 @@ def main(argv: list[str] | None = None) -> int:
     env["MI_NETWORK_KEY"], env["MI_DAILY_KEY"] = secrets.token_hex(32), secrets.token_hex(32)
 
     started = dt.datetime.now(dt.UTC)
+    # One run time for every run: the lake's opt-outs dated after its events then apply
+    # alike to all of them, and the released tables of every run can be compared.
+    env["MI_BENCH_RUN_TS"] = started.replace(tzinfo=None, microsecond=0).isoformat()
     stamp = started.strftime("%Y%m%dT%H%M%SZ")
     RESULTS.mkdir(exist_ok=True)
     log_path = RESULTS / f"{stamp}.log.tmp"

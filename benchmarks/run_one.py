@@ -43,13 +43,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--date", default=DATE)
     p.add_argument("--set", action="append", default=[], metavar="section.key=value")
+    p.add_argument("--run-ts", type=dt.datetime.fromisoformat, default=None,
+                   help="the run's time, UTC (default: now). Opt-outs in force at this time are honoured; the "
+                        "benchmark lake holds preference changes dated after its events, so runs compared with "
+                        "each other must share it (make bench passes one to every run)")
     args = p.parse_args(argv)
 
     cfg = load_config(BASE_CONF, [*lake_overrides(args.raw.resolve(), args.out.resolve()), *args.set])
     date = dt.date.fromisoformat(args.date)
     keys = Keys.read(cfg.secrets, ("network", "daily"))
     spark = build_session(f"bench-{args.variant}", cfg.spark)
-    run_ts = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    run_ts = args.run_ts or dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
     t0 = time.perf_counter()
     if args.variant == "floor":
