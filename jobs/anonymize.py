@@ -23,6 +23,7 @@ from pyspark.sql import Observation
 from pyspark.sql import functions as F
 
 from contract.columns import count_if
+from contract.vocabulary import age_bands
 from jobs._consent import opted_out_pseudonyms
 from mobility.io import read_raw
 from mobility.ledger import read_pinned
@@ -60,7 +61,8 @@ def stage(ctx: Context) -> None:
     )
     located = persist_partitioned(located, StorageLevel.MEMORY_AND_DISK)
     try:
-        anonymized = located.transform(to_anonymized_events, hasher=hasher, window_minutes=g.window_minutes)
+        anonymized = located.transform(to_anonymized_events, hasher=hasher, window_minutes=g.window_minutes,
+                                       age_bands=age_bands(g.age_band_edges))
         # Trips per stage-1 pseudonym (one-to-one with the daily id within the date); only
         # the trip rows get the daily key.
         trips = (

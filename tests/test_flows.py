@@ -11,6 +11,7 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
+from contract.vocabulary import age_bands
 from mobility.secrets import Secret
 from mobility.spark import persist_partitioned
 from transforms.flows import (
@@ -30,6 +31,7 @@ from transforms.stage2 import by_person, locate, to_anonymized_events
 from transforms.stage3 import count_visitors, distinct_people, people_in_unique_rows
 
 D = dt.date(2026, 10, 5)
+BANDS = age_bands((18, 25, 35, 45, 55, 65))
 EVENTS = "date date, pid string, event_ts timestamp, od_h3 string, age_band string, gender string"
 TRIPS = ("date date, pid string, window_start timestamp, origin_h3 string, destination_h3 string, "
          "age_band string, gender string")
@@ -198,7 +200,7 @@ def test_stage2_shuffles_the_events_once_for_both_outputs(spark):
                .withColumnRenamed("pid", "pseudo_id").withColumn("h3_cell", F.col("od_h3")))
 
     def outputs(frame):
-        anonymized = to_anonymized_events(frame, hasher=key, window_minutes=60)
+        anonymized = to_anonymized_events(frame, hasher=key, window_minutes=60, age_bands=BANDS)
         trips = detect_trips(frame, id_col="pseudo_id", stay_min_minutes=20, window_minutes=60)
         return anonymized, to_anonymized_trips(trips, hasher=key)
 
@@ -234,7 +236,7 @@ def test_counting_rows_of_anonymized_events_equals_counting_distinct_people_exha
                          for i in range(n)]
     events = spark.createDataFrame(rows, EVENTS).withColumnRenamed("pid", "pseudo_id") \
         .withColumnRenamed("od_h3", "h3_cell")
-    anonymized = to_anonymized_events(events, hasher=key, window_minutes=60).persist()
+    anonymized = to_anonymized_events(events, hasher=key, window_minutes=60, age_bands=BANDS).persist()
     try:
         for count in (count_visitors, count_presence):
             by_rows = count(anonymized, distinct=people_in_unique_rows)
@@ -243,3 +245,28 @@ def test_counting_rows_of_anonymized_events_equals_counting_distinct_people_exha
             assert by_rows.exceptAll(by_ids).isEmpty() and by_ids.exceptAll(by_rows).isEmpty()
     finally:
         anonymized.unpersist()
+
+
+def test_collapse_is_a_hash_aggregation_one_row_per_person_window_and_cell(spark):
+    """Stage 2's collapse groups by small integer codes (no sort of every row), and keeps one
+    row per (person, window, cell) even if a person's demographics disagreed within the day."""
+    key = BroadcastHmac.for_secret(spark, Secret(bytes(range(32))))
+    rows = [(D, "p", ts("08:05"), "x", "25-34", "female"), (D, "p", ts("08:40"), "x", "unknown", "male"),
+            (D, "p", ts("09:10"), "x", "25-34", "female"), (D, "q", ts("08:15"), "x", "65+", "diverse")]
+    events = spark.createDataFrame(rows, EVENTS).withColumnRenamed("pid", "pseudo_id") \
+        .withColumnRenamed("od_h3", "h3_cell")
+    out = to_anonymized_events(events, hasher=key, window_minutes=60, age_bands=BANDS)
+    plan = out._jdf.queryExecution().executedPlan().toString()
+    assert "SortAggregate" not in plan and "HashAggregate" in plan
+    got = sorted((r["window_start"].hour, r["age_band"], r["gender"]) for r in out.collect())
+    # p at 8:00 had two labels: the one first in the vocabulary is kept (bands before
+    # unknown, female before male); one row either way.
+    assert got == [(8, "25-34", "female"), (8, "65+", "diverse"), (9, "25-34", "female")]
+
+
+def test_collapse_names_a_label_outside_the_vocabulary(spark):
+    key = BroadcastHmac.for_secret(spark, Secret(bytes(range(32))))
+    events = spark.createDataFrame([(D, "p", ts("08:05"), "x", "30-39", "female")], EVENTS) \
+        .withColumnRenamed("pid", "pseudo_id").withColumnRenamed("od_h3", "h3_cell")
+    with pytest.raises(Exception, match="age_band 30-39 is not one of 18-24"):
+        to_anonymized_events(events, hasher=key, window_minutes=60, age_bands=BANDS).collect()
