@@ -153,6 +153,14 @@ def explain(exc: BaseException, *, log: str | None = None) -> tuple[int, str]:
         hit = next(t for t in texts if NO_SPACE in t.lower())
         return 1, one_line(f"no space left on device: {one_line(hit, 300)}{where}")
 
+    # A check of ours that stopped a Spark job with raise_error (e.g. a demographic label
+    # outside the configured vocabulary in stage 2): its message is the whole story.
+    raised = next((link for link in links if link.condition == "USER_RAISED_EXCEPTION"
+                   or "[USER_RAISED_EXCEPTION]" in link.message), None)
+    if raised is not None:
+        message = raised.message.split("[USER_RAISED_EXCEPTION]", 1)[-1]
+        return 1, one_line(f"{one_line(message, 300)}{where}")
+
     read_failure = [link for link in links if link.condition.startswith(READ_FILE_CLASSES)
                     or any(p in link.message.lower() for p in ("is not a parquet file", "could not read footer"))]
     if read_failure:
