@@ -9,6 +9,8 @@ found in the chain                     exit  message names
 =====================================  ====  ================================================
 ConfigError, SecretError                2    the config key / the variable (as raised)
 ``No space left on device``             1    that the disk is full, and where it was seen
+``USER_RAISED_EXCEPTION`` (a check of   1    the check's own message (e.g. a label outside
+ours inside a Spark job, raise_error)        the vocabulary; at most 32 characters of it)
 ``FAILED_READ_FILE``,                   1    the file and the reader's reason
 ``CANNOT_READ_FILE_FOOTER``, "is not
 a Parquet file", ...
@@ -20,7 +22,8 @@ FileNotFoundError                            naming column and types, failed sui
 anything else                           1    the exception class and where the log is
 =====================================  ====  ================================================
 
-Messages are single lines, shortened; they carry paths and Spark's reasons, never data.
+Messages are single lines, shortened; they carry paths and Spark's reasons, and no data
+beyond what a check of ours puts in its own message (a label, capped).
 """
 
 from __future__ import annotations
@@ -155,10 +158,12 @@ def explain(exc: BaseException, *, log: str | None = None) -> tuple[int, str]:
 
     # A check of ours that stopped a Spark job with raise_error (e.g. a demographic label
     # outside the configured vocabulary in stage 2): its message is the whole story.
-    raised = next((link for link in links if link.condition == "USER_RAISED_EXCEPTION"
-                   or "[USER_RAISED_EXCEPTION]" in link.message), None)
+    # The link Spark raised it as comes first; an outer "Job aborted ... most recent failure"
+    # link quotes it followed by task stack frames, so only its first line is kept.
+    raised = next((link for link in links if link.condition == "USER_RAISED_EXCEPTION"), None) or next(
+        (link for link in links if "[USER_RAISED_EXCEPTION]" in link.message), None)
     if raised is not None:
-        message = raised.message.split("[USER_RAISED_EXCEPTION]", 1)[-1]
+        message = raised.message.split("[USER_RAISED_EXCEPTION]", 1)[-1].strip().split("\n", 1)[0]
         return 1, one_line(f"{one_line(message, 300)}{where}")
 
     read_failure = [link for link in links if link.condition.startswith(READ_FILE_CLASSES)

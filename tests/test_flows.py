@@ -274,3 +274,7 @@ def test_collapse_names_a_label_outside_the_vocabulary(spark):
     # The job's one error line is that message, not a guess about damaged tables.
     code, message = explain(raised.value)
     assert code == 1 and message.startswith("age_band 30-39 is not one of 18-24, 25-34"), message
+    assert "\tat " not in message and "most recent failure" not in message, message  # no task stack frames
+    nulls = events.withColumn("age_band", F.lit("25-34")).withColumn("gender", F.lit(None).cast("string"))
+    with pytest.raises(Exception, match="gender null is not one of female, male, diverse, unknown"):
+        to_anonymized_events(nulls, hasher=key, window_minutes=60, age_bands=BANDS).collect()

@@ -105,6 +105,10 @@ def with_opt_out_flag(events: DataFrame, *, opted_out: DataFrame) -> DataFrame:
     the join once the set's aggregation has run, finds no size estimate for it (its rows
     come out already partitioned by ``msisdn``) and turns the broadcast into a sort-merge
     join that shuffles every raw event: measured at 4 M events, 29-33 s against 13-16 s.
+    The set is collected on the driver and sent to every executor, so it is bounded by the
+    driver's memory, ``spark.driver.maxResultSize`` and Spark's broadcast limits (8 GB):
+    tens of millions of opted-out numbers would fail here rather than fall back to a
+    shuffle join. Stages 2 and 3 broadcast the same set as longer pseudonyms.
     """
     flags = F.broadcast(opted_out.select("msisdn", F.lit(True).alias("_opted_out")))
     return events.join(flags, on="msisdn", how="left").withColumn("_opted_out", F.coalesce("_opted_out", F.lit(False)))
