@@ -182,8 +182,10 @@ def lake_overrides(raw: Path, out: Path, *, uri: bool) -> list[str]:
 
     sets = {"lake.raw": loc(raw), "lake.curated": loc(out / "curated"), "lake.insights": loc(out / "insights"),
             "lake.reports": loc(out / "reports"), "privacy.k_min": str(K_MIN),
-            # cluster.yaml's 800 partitions are for billions of rows, not a 2-core test
-            "spark.conf.spark.sql.shuffle.partitions": "2"}
+            # cluster.yaml's 800 partitions are for billions of rows, not a 2-core test; nor are
+            # Delta's 50 tasks per rebuild of a table's state from its log (a few entries here)
+            "spark.conf.spark.sql.shuffle.partitions": "2",
+            "spark.conf.spark.databricks.delta.snapshotPartitions": "2"}
     return [arg for key, value in sets.items() for arg in ("--set", f"{key}={value}")]
 
 
