@@ -5,7 +5,9 @@ pipeline is submitted with ``spark-submit`` exactly as on a cluster (code from t
 ``--py-files`` zip, Delta from ``--packages``, config ``conf/cluster.yaml`` with the lake
 moved to ``tmp_path``), and its insights must equal those of ``jobs.pipeline.main`` run
 in local mode (in the test process, on the suite's ``local[2]`` session) on the same lake
-with the same secrets.
+with the same secrets. The cluster run generates code for its operators, as production
+does; the suite's session evaluates them interpreted (``tests/conftest.py``), so the
+comparison also holds Spark's two evaluators to the same insights.
 
 Dependencies on the executors: by default they use the project's virtualenv directly
 (same machine, ``spark.pyspark.python``), which keeps the test fast. Set
