@@ -36,6 +36,8 @@ from pathlib import Path
 
 import yaml
 
+from mobility.spark import GENERATED_CODE, INTERPRETED
+
 ROOT = Path(__file__).resolve().parent.parent
 DATE = dt.date(2026, 6, 1)
 # The test suite's session (tests/conftest.py), with the UI on for the REST API.
@@ -49,10 +51,7 @@ SPARK_CONF = {
     "spark.databricks.delta.snapshotPartitions": "2",
     "spark.sql.adaptive.coalescePartitions.initialPartitionNum": "2",
 }
-CODEGEN = {
-    "test": {"spark.sql.codegen.wholeStage": "false", "spark.sql.codegen.factoryMode": "NO_CODEGEN"},
-    "production": {"spark.sql.codegen.wholeStage": "true", "spark.sql.codegen.factoryMode": "FALLBACK"},
-}
+CODEGEN = {"test": INTERPRETED, "production": GENERATED_CODE}
 
 
 def write_conf(folder: Path, raw: Path) -> Path:

@@ -41,6 +41,13 @@ BASE_CONF: dict[str, str] = {
 }
 
 # Local mode only: small machines, no UI unless asked for.
+# How Spark evaluates expressions. Production keeps Spark's defaults (generated code,
+# which pays per row at scale). The test suite evaluates them interpreted: on its tiny
+# data, generating and compiling code was 42 % of a pipeline run's CPU (Java Flight
+# Recorder; `benchmarks.fixed_cost --codegen test|production` measures both).
+GENERATED_CODE: dict[str, str] = {"spark.sql.codegen.wholeStage": "true", "spark.sql.codegen.factoryMode": "FALLBACK"}
+INTERPRETED: dict[str, str] = {"spark.sql.codegen.wholeStage": "false", "spark.sql.codegen.factoryMode": "NO_CODEGEN"}
+
 LOCAL_DEFAULTS: dict[str, str] = {
     "spark.sql.shuffle.partitions": "8",
     "spark.ui.enabled": "false",

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from mobility.spark import INTERPRETED
+
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
@@ -21,19 +23,13 @@ TEST_SPARK_CONF = {
     "spark.driver.memory": "2g",
     "spark.databricks.delta.snapshotPartitions": "2",
     "spark.sql.adaptive.coalescePartitions.initialPartitionNum": "2",
-    # Spark's interpreted evaluation instead of generated code. A test run's data is tiny,
-    # and generating and compiling code for every operator (per task, for projections) was
-    # 42 % of a pipeline run's CPU under Java Flight Recorder: `benchmarks.fixed_cost`
-    # measured 58.5 s with code generation and 41.0 s without. Both are Spark's own
-    # evaluators and must agree; production keeps code generation (it pays per row), and
-    # so do the tests that run production's settings: the cluster test's spark-submit run
-    # (compared row for row with a local run under these settings) and the CLI leak test.
-    "spark.sql.codegen.wholeStage": "false",
-    "spark.sql.codegen.factoryMode": "NO_CODEGEN",
+    # Spark's interpreted evaluation instead of generated code (mobility.spark.INTERPRETED):
+    # `benchmarks.fixed_cost` measured 58.5 s with code generation and 41.0 s without. Both
+    # are Spark's own evaluators and must agree; the tests that run production's settings
+    # keep generated code: the cluster test's spark-submit run (compared row for row with a
+    # local run under these settings) and the CLI leak test.
+    **INTERPRETED,
 }
-# What production runs with (Spark's defaults), for the tests that must see generated code.
-PRODUCTION_CODEGEN = {"spark.sql.codegen.wholeStage": "true", "spark.sql.codegen.factoryMode": "FALLBACK"}
-
 
 @pytest.fixture(scope="session")
 def spark():

@@ -41,7 +41,8 @@ from contract.schemas import CELLS, NETWORK_EVENTS, PRIVACY_PREFERENCES, SUBSCRI
 from jobs import pipeline
 from mobility.config import load_config
 from mobility.io import table_path
-from tests.conftest import PRODUCTION_CODEGEN, ROOT, write_conf
+from mobility.spark import GENERATED_CODE
+from tests.conftest import ROOT, write_conf
 from transforms.hashing import hmac_pads
 
 pytestmark = pytest.mark.e2e
@@ -363,7 +364,7 @@ def test_cli_run_leaks_no_key_into_logs_plans_or_event_logs(lake, tmp_path, keys
            "--set", f"spark.conf.spark.eventLog.dir=file://{events_dir}",
            "--set", "spark.conf.spark.eventLog.compress=false",  # Spark 4 compresses by default: keep it greppable
            # generated code, as in production: no key may reach it either
-           *(arg for key, value in PRODUCTION_CODEGEN.items() for arg in ("--set", f"spark.conf.{key}={value}"))]
+           *(arg for key, value in GENERATED_CODE.items() for arg in ("--set", f"spark.conf.{key}={value}"))]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "pseudonymize.rows_in" in proc.stdout and "aggregate.footfall_released" in proc.stdout
