@@ -13,7 +13,12 @@ present, so a job start resolves nothing and prints no Ivy report. Without ``mvn
 without network the jobs still work: they fall back to ``spark.jars.packages`` (Ivy)
 and say so on stderr.
 
-Maven prints nothing with ``-q`` unless it fails; then its output is shown.
+Maven prints nothing with ``-q`` unless it fails; then its output is shown. It works in
+a throw-away local repository, never in ``~/.m2``: Maven fetches only the POM of a
+dependency whose version it mediates away (SLF4J, snappy-java), and Spark's Ivy
+resolution of ``--packages`` (the cluster deployment, ``docs/deploy.md``) looks in
+``~/.m2`` first, takes such a POM as the module and then fails on its missing jar
+(``download failed: org.slf4j#slf4j-api;2.0.13!slf4j-api.jar``).
 """
 
 from __future__ import annotations
@@ -52,6 +57,7 @@ def resolve(target: Path) -> list[str]:
         staging = Path(tmp) / "jars"
         (Path(tmp) / "pom.xml").write_text(POM.format(group=group, artifact=artifact, version=version))
         cmd = [mvn, "-q", "-B", "-Dstyle.color=never", "-f", str(Path(tmp) / "pom.xml"),
+               f"-Dmaven.repo.local={Path(tmp) / 'repository'}",
                "dependency:copy-dependencies", f"-DoutputDirectory={staging}", "-DincludeScope=runtime",
                f"-DexcludeArtifactIds={','.join(EXCLUDED_ARTIFACTS)}"]
         proc = subprocess.run(cmd, capture_output=True, text=True)
