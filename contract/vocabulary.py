@@ -6,6 +6,12 @@ import itertools
 
 # E.164 digits without '+', 8-15 digits: a canonical MSISDN.
 MSISDN_PATTERN = r"^[1-9][0-9]{7,14}$"
+MSISDN_DIGITS = (8, 15)
+# The blanks removed from a number before it is read: every character Python's ``str.isspace``
+# calls whitespace (tab, line breaks, space, no-break and narrow no-break space, the other
+# Unicode spaces), the set the portal's ``\s`` strips from what people type.
+BLANKS = ("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
+          "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000")
 IDENTIFIER_COLUMNS = ("msisdn", "imsi", "imei")
 # Words that may never name a column of a curated or released table.
 IDENTIFIER_NAMES = ("msisdn", "imsi", "imei", "phone", "subscriber")
