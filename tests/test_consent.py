@@ -192,6 +192,33 @@ def test_latest_preference_is_per_canonical_number_and_a_tie_is_an_opt_out(spark
     assert got == {ADULT: (True, False), OPT_PLUS: (False, True)}
 
 
+def test_latest_preference_in_every_case_of_up_to_three_records(spark):
+    """Every log of 1-3 records for one subscriber — each at 08:00, 09:00 or 13:00 (after the run at 12:00),
+    opting out, in or saying nothing (null), offers opt-in true, false or null, in three spellings — against
+    the rule written plainly: the latest records at or before the run decide; among them an opt-out wins and an
+    offers opt-in needs all of them. 20,439 subscribers in one frame."""
+    import itertools
+
+    times = [at("08:00"), at("09:00"), at("13:00")]
+    flags = [True, False, None]
+    kinds = list(itertools.product(times, flags, flags))
+    cases = [c for n in (1, 2, 3) for c in itertools.product(kinds, repeat=n)]
+    spellings = ("+49 170 {}", "0049170{}", "49170{}")
+    rows = [(spellings[j].format(f"{i:08d}"), out, offers, when)
+            for i, case in enumerate(cases) for j, (when, out, offers) in enumerate(case)]
+    got = {r.msisdn: (r.analytics_opt_out, r.location_offers_opt_in)
+           for r in latest_preferences(spark.createDataFrame(rows, PRIVACY_PREFERENCES), as_of=at("12:00")).collect()}
+    expected = {}
+    for i, case in enumerate(cases):
+        current = [(when, out, offers) for when, out, offers in case if when <= at("12:00")]
+        if current:
+            last = max(when for when, _, _ in current)
+            latest = [(out, offers) for when, out, offers in current if when == last]
+            expected[f"49170{i:08d}"] = (any(out is True for out, _ in latest),
+                                         all(offers is True for _, offers in latest))
+    assert got == expected
+
+
 def test_opted_out_hashes_in_every_domain(spark):
     msisdns = spark.createDataFrame([(ADULT,), (ADULT,), (None,)], "msisdn string")
     hasher = BroadcastHmac.for_secret(spark, Secret(KEY))

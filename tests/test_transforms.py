@@ -155,6 +155,38 @@ def test_demographics_are_coarsened_and_crm_gaps_are_unknown(spark):
                    "4917000000009": ("unknown", "unknown", False)}
 
 
+def test_crm_rows_of_one_person_merge_on_the_safe_side_in_every_case(spark):
+    """Every pair (and every single) of CRM rows that normalize to one number, over every birth date kind
+    (adult, minor, unknown), gender code (agreeing or not, unknown, missing) and customer type: the merged
+    person has the youngest known age, a gender only if all rows agree, and is a business line if any row says
+    so. 36 single rows and 1,296 ordered pairs, each its own person in one frame."""
+    import itertools
+
+    births = [dt.date(1990, 6, 1), dt.date(2010, 1, 1), None]           # 36, 16, unknown on D
+    genders = ["F", "m ", "X", None]
+    types = ["business", "consumer", None]
+    kinds = list(itertools.product(births, genders, types))
+    cases = [(k,) for k in kinds] + list(itertools.product(kinds, kinds))
+    spellings = ("+49 170 {}", "0049170{}")
+    rows, events = [], []
+    for i, case in enumerate(cases):
+        number = f"{i:08d}"
+        events.append((f"49170{number}",))
+        rows += [(spellings[j % 2].format(number), *kind) for j, kind in enumerate(case)]
+    out = with_demographics(spark.createDataFrame(events, "msisdn string"),
+                            subscribers=spark.createDataFrame(rows, SUBSCRIBERS), date=D, age_band_edges=EDGES)
+    got = {r.msisdn: (r._age, r.age_band, r.gender, r._business) for r in out.collect()}
+
+    label = {"F": "female", "m ": "male"}
+    for i, case in enumerate(cases):
+        ages = [{dt.date(1990, 6, 1): 36, dt.date(2010, 1, 1): 16}[b] for b, _, _ in case if b is not None]
+        band = "unknown" if not ages or min(ages) < 18 else "35-44"
+        labels = {label.get(g, "unknown") for _, g, _ in case}
+        gender = labels.pop() if len(labels) == 1 else "unknown"
+        expected = (min(ages, default=None), band, gender, any(t == "business" for _, _, t in case))
+        assert got[f"49170{i:08d}"] == expected, case
+
+
 # --- stage 2 -------------------------------------------------------------------------------------
 
 def test_window_start_alignment(spark):

@@ -37,6 +37,7 @@ from contract.columns import canonical_msisdn
 from contract.vocabulary import (
     EVENT_TYPES,
     GENDER_CODES,
+    GENDERS,
     QUARANTINE_COORD_DECIMALS,
     QUARANTINE_ID_DOMAIN,
     QUARANTINE_TIME_UNIT,
@@ -55,17 +56,31 @@ def latest_preferences(prefs: DataFrame, *, as_of: dt.datetime) -> DataFrame:
     counts only if all of them say so. Records whose MSISDN cannot be normalized are
     left out here; the input gate (:mod:`expectations.privacy_preferences`, and
     :func:`transforms.consent.unusable_preferences` in later stages) fails the run on them.
+
+    One hash aggregation (:func:`latest_says`), where taking the latest time first and
+    joining the records back to it cost a join and a second aggregation; every stage
+    reads the preferences this way.
     """
     current = (prefs.filter(F.col("updated_at") <= F.lit(as_of))
                .withColumn("msisdn", canonical_msisdn(F.col("msisdn")))
                .filter(F.col("msisdn").isNotNull()))
-    latest_ts = current.groupBy("msisdn").agg(F.max("updated_at").alias("updated_at"))
-    return (
-        current.join(latest_ts, on=["msisdn", "updated_at"], how="inner")
-        .groupBy("msisdn")
-        .agg(F.bool_or(F.coalesce(F.col("analytics_opt_out"), F.lit(False))).alias("analytics_opt_out"),
-             F.bool_and(F.coalesce(F.col("location_offers_opt_in"), F.lit(False))).alias("location_offers_opt_in"))
+    return current.groupBy("msisdn").agg(
+        latest_says(F.coalesce(F.col("analytics_opt_out"), F.lit(False))).alias("analytics_opt_out"),
+        (~latest_says(~F.coalesce(F.col("location_offers_opt_in"), F.lit(False)))).alias("location_offers_opt_in"),
     )
+
+
+def latest_says(flag: Column, ts: Column | None = None) -> Column:
+    """Aggregate: whether ``flag`` is true in any of the group's records with the latest ``ts``
+    (default ``updated_at``; null times are ignored, as the preference filter drops them).
+
+    The latest time and the flag are one number, microseconds since the epoch times two
+    plus the flag, so their maximum is the latest time and, among records sharing it,
+    true if any of them is true: a ``max`` over a long, which Spark hash-aggregates.
+    """
+    ts = F.col("updated_at") if ts is None else ts
+    encoded = F.unix_micros(ts) * F.lit(2) + F.when(flag, F.lit(1)).otherwise(F.lit(0))
+    return (F.max(encoded) % F.lit(2)) != F.lit(0)
 
 
 def opted_out_msisdns(prefs: DataFrame, *, as_of: dt.datetime) -> DataFrame:
@@ -169,10 +184,15 @@ def age_on(birth_date: Column, *, date: dt.date) -> Column:
 
 def gender_label(gender: Column) -> Column:
     """CRM codes to released labels; anything else is ``unknown``."""
+    return F.element_at(F.array(*map(F.lit, GENDERS)), gender_position(gender))
+
+
+def gender_position(gender: Column) -> Column:
+    """The position (1-based) in :data:`contract.vocabulary.GENDERS` of a CRM code's label; never null."""
     expr = F.when(F.lit(False), F.lit(None))
     for code, label in GENDER_CODES.items():
-        expr = expr.when(F.upper(F.trim(gender)) == F.lit(code), F.lit(label))
-    return expr.otherwise(F.lit(UNKNOWN))
+        expr = expr.when(F.upper(F.trim(gender)) == F.lit(code), F.lit(GENDERS.index(label) + 1))
+    return expr.otherwise(F.lit(GENDERS.index(UNKNOWN) + 1))
 
 
 def with_demographics(events: DataFrame, *, subscribers: DataFrame, date: dt.date,
@@ -188,20 +208,27 @@ def with_demographics(events: DataFrame, *, subscribers: DataFrame, date: dt.dat
     event (whose numbers are normalized too); the subscribers suite bounds their share.
     Rows that become duplicates only after normalization (the suite fails the run on
     them) are merged deterministically and on the safe side: the youngest age, a
-    business line if any says so, gender only if they agree.
+    business line if any says so, gender only if they agree. The merge aggregates
+    numbers only (gender as its position in the vocabulary: they agree when the smallest
+    and the largest are equal), so Spark hash-aggregates the CRM; a distinct count of
+    the labels made it expand every row and sort-aggregate twice.
     """
+    genders = F.array(*map(F.lit, GENDERS))
     crm = (
         subscribers.select(
             canonical_msisdn(F.col("msisdn")).alias("msisdn"),
             age_on(F.col("birth_date"), date=date).alias("_age"),
-            gender_label(F.col("gender")).alias("_gender"),
+            gender_position(F.col("gender")).alias("_gender"),
             F.coalesce(F.col("customer_type") == F.lit("business"), F.lit(False)).alias("_business"),
         )
         .filter(F.col("msisdn").isNotNull())
         .groupBy("msisdn")
         .agg(F.min("_age").alias("_age"),
-             F.when(F.count_distinct("_gender") == 1, F.first("_gender")).otherwise(F.lit(UNKNOWN)).alias("_gender"),
+             F.min("_gender").alias("_gender_lo"), F.max("_gender").alias("_gender_hi"),
              F.bool_or("_business").alias("_business"))
+        .select("msisdn", "_age", "_business",
+                F.when(F.col("_gender_lo") == F.col("_gender_hi"), F.element_at(genders, F.col("_gender_lo")))
+                .otherwise(F.lit(UNKNOWN)).alias("_gender"))
     )
     return (
         events.join(crm, on="msisdn", how="left")
