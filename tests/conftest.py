@@ -31,6 +31,7 @@ TEST_SPARK_CONF = {
     **INTERPRETED,
 }
 
+
 @pytest.fixture(scope="session")
 def spark():
     from mobility.config import SparkConfig

@@ -21,6 +21,7 @@ from transforms.stage1 import (
     age_on,
     cells_valid_on,
     gender_label,
+    gender_position,
     opted_out_msisdns,
     quarantine_reason,
     with_demographics,
@@ -112,7 +113,7 @@ def test_age_on_the_event_date(spark):
 
 def test_gender_labels(spark):
     df = spark.createDataFrame([(g,) for g in ("F", "M", "D", "m ", None, "X")], "g string")
-    labels = [r[0] for r in df.select(gender_label(F.col("g"))).collect()]
+    labels = [r[0] for r in df.select(gender_label(gender_position(F.col("g")))).collect()]
     assert labels == ["female", "male", "diverse", "male", "unknown", "unknown"]
 
 

@@ -70,16 +70,15 @@ def latest_preferences(prefs: DataFrame, *, as_of: dt.datetime) -> DataFrame:
     )
 
 
-def latest_says(flag: Column, ts: Column | None = None) -> Column:
-    """Aggregate: whether ``flag`` is true in any of the group's records with the latest ``ts``
-    (default ``updated_at``; null times are ignored, as the preference filter drops them).
+def latest_says(flag: Column) -> Column:
+    """Aggregate: whether ``flag`` is true in any of the group's records with the latest ``updated_at``
+    (null times are ignored; the preference filter drops them anyway).
 
     The latest time and the flag are one number, microseconds since the epoch times two
     plus the flag, so their maximum is the latest time and, among records sharing it,
     true if any of them is true: a ``max`` over a long, which Spark hash-aggregates.
     """
-    ts = F.col("updated_at") if ts is None else ts
-    encoded = F.unix_micros(ts) * F.lit(2) + F.when(flag, F.lit(1)).otherwise(F.lit(0))
+    encoded = F.unix_micros(F.col("updated_at")) * F.lit(2) + F.when(flag, F.lit(1)).otherwise(F.lit(0))
     return (F.max(encoded) % F.lit(2)) != F.lit(0)
 
 
@@ -182,9 +181,9 @@ def age_on(birth_date: Column, *, date: dt.date) -> Column:
     return F.when(birth_date.isNull() | (birth_date > F.lit(date)), F.lit(None).cast("int")).otherwise(years)
 
 
-def gender_label(gender: Column) -> Column:
-    """CRM codes to released labels; anything else is ``unknown``."""
-    return F.element_at(F.array(*map(F.lit, GENDERS)), gender_position(gender))
+def gender_label(position: Column) -> Column:
+    """The released label at a position of :data:`contract.vocabulary.GENDERS` (from :func:`gender_position`)."""
+    return F.element_at(F.array(*map(F.lit, GENDERS)), position)
 
 
 def gender_position(gender: Column) -> Column:
@@ -213,7 +212,6 @@ def with_demographics(events: DataFrame, *, subscribers: DataFrame, date: dt.dat
     and the largest are equal), so Spark hash-aggregates the CRM; a distinct count of
     the labels made it expand every row and sort-aggregate twice.
     """
-    genders = F.array(*map(F.lit, GENDERS))
     crm = (
         subscribers.select(
             canonical_msisdn(F.col("msisdn")).alias("msisdn"),
@@ -227,7 +225,7 @@ def with_demographics(events: DataFrame, *, subscribers: DataFrame, date: dt.dat
              F.min("_gender").alias("_gender_lo"), F.max("_gender").alias("_gender_hi"),
              F.bool_or("_business").alias("_business"))
         .select("msisdn", "_age", "_business",
-                F.when(F.col("_gender_lo") == F.col("_gender_hi"), F.element_at(genders, F.col("_gender_lo")))
+                F.when(F.col("_gender_lo") == F.col("_gender_hi"), gender_label(F.col("_gender_lo")))
                 .otherwise(F.lit(UNKNOWN)).alias("_gender"))
     )
     return (
