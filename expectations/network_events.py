@@ -6,8 +6,13 @@ mean a broken feed, and the run must stop before anything is written.
 
 from __future__ import annotations
 
+import functools
+import operator
+from collections.abc import Callable, Iterable, Mapping
+
 import great_expectations as gx
-from pyspark.sql import DataFrame
+import pandas as pd
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from contract.columns import canonical_msisdn
@@ -26,22 +31,59 @@ COLUMNS = {"msisdn": "string", "imsi": "string", "imei": "string", "event_ts": "
            "event_type": "string", "cell_id": "string", "latitude": "double", "longitude": "double"}
 
 
+# The suite's checks of one row, by name; a row passing all of them is processable.
+CHECKS = ("wellformed_msisdn", "event_ts_on_date", "known_cell", "known_event_type")
+
+
+def row_checks(p: SuiteParams, *, canonical: Column, cell_known: Column) -> dict[str, Column]:
+    """The suite's checks of one raw row, as boolean columns (never null) named as in :data:`CHECKS`.
+
+    ``canonical`` is the row's canonical MSISDN (:func:`contract.columns.canonical_msisdn`,
+    null when it cannot be normalized: '+49 ...', '0049...' are fine), ``cell_known``
+    whether its cell is valid on the date (null counts as not known). Stage 1 computes
+    them in the pass that tags every event (:func:`profile_of_counts`); :func:`profile`
+    on the raw partition alone.
+    """
+    return {
+        "wellformed_msisdn": canonical.isNotNull(),
+        "event_ts_on_date": on_date("event_ts", p.date),
+        "known_cell": F.coalesce(cell_known, F.lit(False)),
+        "known_event_type": F.coalesce(F.col("event_type").isin(*EVENT_TYPES), F.lit(False)),
+    }
+
+
 def profile(df: DataFrame, p: SuiteParams, *, known_cells: DataFrame) -> DataFrame:
     """One row: row count and the share of rows passing each check (one scan, broadcast cell ids)."""
     known = F.broadcast(known_cells.select("cell_id").distinct().withColumn("_known", F.lit(True)))
     rows = df.select("msisdn", "event_ts", "event_type", "cell_id").join(known, on="cell_id", how="left")
-    wellformed = canonical_msisdn(F.col("msisdn")).isNotNull()  # normalizable: '+49 ...', '0049...' are fine
-    in_date = on_date("event_ts", p.date)
-    cell_known = F.coalesce(F.col("_known"), F.lit(False))
-    typed = F.coalesce(F.col("event_type").isin(*EVENT_TYPES), F.lit(False))
+    checks = row_checks(p, canonical=canonical_msisdn(F.col("msisdn")), cell_known=F.col("_known"))
     return rows.agg(
         F.count(F.lit(1)).alias("rows"),
-        share_if(wellformed).alias("wellformed_msisdn_share"),
-        share_if(in_date).alias("event_ts_on_date_share"),
-        share_if(cell_known).alias("known_cell_share"),
-        share_if(typed).alias("known_event_type_share"),
-        share_if(wellformed & in_date & cell_known & typed).alias("processable_share"),
+        *[share_if(check).alias(f"{name}_share") for name, check in checks.items()],
+        share_if(functools.reduce(operator.and_, checks.values())).alias("processable_share"),
     )
+
+
+def profile_of_counts(counts: Iterable[tuple[Mapping[str, bool], int]]) -> pd.DataFrame:
+    """:func:`profile`'s row, from the number of rows per outcome of the checks (``({check: passed}, rows)``).
+
+    Stage 1 counts its tagged events by these outcomes in the aggregation that also
+    counts them by disposition, so the input gate costs no scan of its own.
+    """
+    counts = [(dict(outcome), n) for outcome, n in counts]
+    wrong = next((sorted(outcome) for outcome, _ in counts if set(outcome) != set(CHECKS)), None)
+    if wrong is not None:
+        raise ValueError(f"an outcome must name exactly the checks {CHECKS}, not {wrong}")
+    rows = sum(n for _, n in counts)
+
+    def share(passed: Callable[[Mapping[str, bool]], bool]) -> float:
+        return sum(n for outcome, n in counts if passed(outcome)) / rows if rows else 1.0  # as share_if
+
+    return pd.DataFrame([{
+        "rows": rows,
+        **{f"{name}_share": share(lambda o, name=name: bool(o[name])) for name in CHECKS},
+        "processable_share": share(lambda o: all(o[name] for name in CHECKS)),
+    }])
 
 
 def build_suite(p: SuiteParams) -> gx.ExpectationSuite:

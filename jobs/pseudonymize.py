@@ -10,15 +10,22 @@ force when *they* run (``jobs/_consent.py``).
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass, field
 
+import pandas as pd
 from pyspark import StorageLevel
+from pyspark.sql import DataFrame, Observation
+from pyspark.sql import functions as F
 
+from expectations import network_events as events_suite
+from expectations.common import SuiteParams
 from mobility.io import read_raw
 from mobility.publish import Publisher
 from mobility.quality import validate_inputs
 from mobility.runner import Context, publish, run_job
 from mobility.summaries import check_stage1, stage1_summary
 from transforms.consent import pseudonyms_of, to_opt_outs
+from transforms.hashing import KeyedHash
 from transforms.kernels import BUILTIN, Kernels
 from transforms.stage1 import (
     cells_valid_on,
@@ -29,41 +36,79 @@ from transforms.stage1 import (
     with_pseudonyms,
 )
 
+# Tagging columns no output needs: left out of the cache.
+SCRATCH = ("_opted_out", "_age", "_business", "_cell_known")
+
+
+@dataclass
+class OnePass:
+    """Stage 1's one pass over the raw events: tag, hash, cache, count.
+
+    The input gate starts it (:meth:`gate_profile`) once the other raw tables have
+    passed their suites, so the gate's network_events profile costs no scan of its own.
+    """
+
+    ctx: Context
+    inputs: dict[str, DataFrame]
+    valid_cells: DataFrame
+    hasher: KeyedHash
+    tagged: DataFrame | None = None
+    opted_out: DataFrame | None = None
+    counts: dict[tuple[str, str | None], int] = field(default_factory=dict)  # rows per (disposition, reason)
+    raw: Observation = field(default_factory=lambda: Observation("network_events"))  # rows as read, before any join
+
+    def gate_profile(self) -> pd.DataFrame:
+        """Tag every event and cache the result; count it by disposition and by the suite's checks in one
+        aggregation (<= 12 x 16 rows); return the network_events profile those counts give."""
+        cfg, date = self.ctx.cfg, self.ctx.date
+        p = cfg.privacy
+        self.opted_out = opted_out_msisdns(self.inputs["privacy_preferences"], as_of=self.ctx.run_ts)
+        checks = {f"_check_{name}": check for name, check in events_suite.row_checks(
+            SuiteParams(date=date, cfg=cfg), canonical=F.col("msisdn"), cell_known=F.col("_cell_known")).items()}
+        events = self.inputs["network_events"].observe(self.raw, F.count(F.lit(1)).alias("rows"))
+        # The cache holds no raw identifier (already hashed).
+        self.tagged = (
+            tag_events(events, date=date, opted_out=self.opted_out, valid_cells=self.valid_cells,
+                       subscribers=self.inputs["subscribers"], age_band_edges=cfg.generalization.age_band_edges,
+                       min_age=p.min_age, exclude_business=p.exclude_business)
+            .withColumns(checks)
+            .transform(with_pseudonyms, hasher=self.hasher)
+            .drop(*SCRATCH)
+            .persist(StorageLevel.MEMORY_AND_DISK)
+        )
+        by_outcome = []
+        for r in self.tagged.groupBy("disposition", "reason", *checks).count().collect():
+            key = (r["disposition"], r["reason"])
+            self.counts[key] = self.counts.get(key, 0) + r["count"]
+            by_outcome.append(({name: r[f"_check_{name}"] for name in events_suite.CHECKS}, r["count"]))
+        return events_suite.profile_of_counts(by_outcome)
+
 
 def stage(ctx: Context) -> None:
     cfg, date, spark = ctx.cfg, ctx.date, ctx.spark
-    kernels: Kernels = ctx.kernels or BUILTIN
     inputs = {table: read_raw(spark, cfg.lake.raw, table, date.isoformat() if table == "network_events" else None)
               for table in ("network_events", "subscribers", "privacy_preferences", "cells")}
     valid_cells = cells_valid_on(inputs["cells"], date=date)
-    # Input gate: a raw partition that fails its suite stops the run before any write.
-    checked = validate_inputs(spark, cfg, date, inputs, known_cells=valid_cells, as_of=ctx.run_ts)
-    ctx.summary["validation"] = {r.table: "passed" for r in checked}
-
-    p = cfg.privacy
-    opted_out = opted_out_msisdns(inputs["privacy_preferences"], as_of=ctx.run_ts)
-    tagged = tag_events(inputs["network_events"], date=date, opted_out=opted_out,
-                        valid_cells=valid_cells, subscribers=inputs["subscribers"],
-                        age_band_edges=cfg.generalization.age_band_edges, min_age=p.min_age,
-                        exclude_business=p.exclude_business)
-    hasher = kernels.keyed_hash(spark, ctx.keys.network)
-    # One pass computes everything; the cache holds no raw identifier (already hashed).
-    tagged = tagged.transform(with_pseudonyms, hasher=hasher).persist(StorageLevel.MEMORY_AND_DISK)
+    kernels: Kernels = ctx.kernels or BUILTIN
+    one = OnePass(ctx, inputs, valid_cells, hasher=kernels.keyed_hash(spark, ctx.keys.network))
     try:
-        counts = {(r["disposition"], r["reason"]): r["count"]
-                  for r in tagged.groupBy("disposition", "reason").count().collect()}  # <= 12 rows
-        summary = ctx.summary["pseudonymize"] = stage1_summary(counts)
-        raw_rows = next(r for r in checked if r.table == "network_events").observed("rows")
-        check_stage1(summary, date=date, raw_rows=raw_rows, max_quarantine_share=cfg.quality.max_quarantine_share)
-        outputs = [("pseudonymized_events", to_pseudonymized_events(tagged, date=date), summary["rows_out"]),
-                   ("quarantine", to_quarantine(tagged, date=date), summary["quarantined_total"]),
-                   ("opt_outs", to_opt_outs(pseudonyms_of(opted_out, hasher=hasher), date=date,
+        # Input gate: a raw partition that fails its suite stops the run before any write.
+        checked = validate_inputs(spark, cfg, date, inputs, known_cells=valid_cells, as_of=ctx.run_ts,
+                                  profiles={"network_events": one.gate_profile})
+        ctx.summary["validation"] = {r.table: "passed" for r in checked}
+        summary = ctx.summary["pseudonymize"] = stage1_summary(one.counts)
+        check_stage1(summary, date=date, raw_rows=one.raw.get["rows"],
+                     max_quarantine_share=cfg.quality.max_quarantine_share)
+        outputs = [("pseudonymized_events", to_pseudonymized_events(one.tagged, date=date), summary["rows_out"]),
+                   ("quarantine", to_quarantine(one.tagged, date=date), summary["quarantined_total"]),
+                   ("opt_outs", to_opt_outs(pseudonyms_of(one.opted_out, hasher=one.hasher), date=date,
                                             taken_at=ctx.run_ts), None)]
         # Events and quarantine are cheap projections of the cached frame (audited and written
         # from it, not re-cached); opt_outs is the small preferences table, hashed.
         publish(ctx, outputs, persist=False)
     finally:
-        tagged.unpersist()
+        if one.tagged is not None:
+            one.tagged.unpersist()
 
 
 def main(argv: list[str] | None = None, *, kernels: Kernels = BUILTIN, publisher: Publisher | None = None) -> int:

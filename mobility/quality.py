@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,8 +99,13 @@ def _validate(name: str, expectations: list, frame: DataFrame | pd.DataFrame) ->
     return rows
 
 
-def run_suite(table: str, df: DataFrame, p: SuiteParams, *, stage: str, **refs: DataFrame) -> TableResult:
-    """Validate ``df`` with the table's suite: schema on ``df.limit(0)``, the rest on its profile."""
+def run_suite(table: str, df: DataFrame, p: SuiteParams, *, stage: str,
+              profile: Callable[[], pd.DataFrame] | None = None, **refs: DataFrame) -> TableResult:
+    """Validate ``df`` with the table's suite: schema on ``df.limit(0)``, the rest on its profile.
+
+    ``profile``, if given, computes the profile instead of the table module's ``profile``
+    (e.g. from a pass the job makes anyway); it is called only if the schema passed.
+    """
     t0 = time.perf_counter()
     mod = suite_module(table)
     suite = mod.build_suite(p)
@@ -115,7 +121,8 @@ def run_suite(table: str, df: DataFrame, p: SuiteParams, *, stage: str, **refs: 
         # into "observed None" results, hiding the real cause (e.g. a corrupt input file); here it
         # surfaces as raised. GE then validates those few rows as pandas, with no Spark job of its
         # own (on a Spark frame it ran several per suite).
-        results += _validate(table, content, mod.profile(df, p, **refs).toPandas())
+        rows = profile() if profile is not None else mod.profile(df, p, **refs).toPandas()
+        results += _validate(table, content, rows)
     else:  # the profile needs the contracted columns; say what was not checked
         results += [{"expectation": e.expectation_type, "kwargs": {"column": getattr(e, "column", None)},
                      "check": e.meta.get("check", ""), "on": "profile", "success": False,
@@ -136,21 +143,26 @@ def raise_failed(results: list[TableResult], what: str) -> None:
 
 
 def validate_inputs(spark: SparkSession, cfg: Config, date: dt.date, frames: dict[str, DataFrame], *,
-                    known_cells: DataFrame, as_of: dt.datetime | None = None) -> list[TableResult]:
+                    known_cells: DataFrame, as_of: dt.datetime | None = None,
+                    profiles: dict[str, Callable[[], pd.DataFrame]] | None = None) -> list[TableResult]:
     """Check the raw inputs of stage 1; raise ValidationError before anything is written.
 
     ``frames`` maps the input table names to their frames (``network_events`` being the
     date's partition); ``known_cells`` holds the ``cell_id`` of every cell valid on the
-    date. The reports are written either way.
+    date. ``profiles`` may compute a table's profile instead of its suite module (see
+    :func:`run_suite`), once every other table has passed. The reports are written either way.
     """
     p = SuiteParams(date=date, cfg=cfg, as_of=as_of)
+    profiles = profiles or {}
     progress.step(f"input gate: checking {sum(t in frames for t in INPUT_TABLES)} raw tables")
-    results = []
-    for table in INPUT_TABLES:
-        if table not in frames:
-            continue
+    by_table: dict[str, TableResult] = {}
+    # Tables with a profile of the caller's last: its computation may read the other tables,
+    # so it runs only once they passed (else the suite module's own profile is used).
+    for table in sorted((t for t in INPUT_TABLES if t in frames), key=lambda t: t in profiles):
         refs = {"known_cells": known_cells.select("cell_id")} if table == "network_events" else {}
-        results.append(run_suite(table, frames[table], p, stage="input", **refs))
+        profile = profiles.get(table) if all(r.success for r in by_table.values()) else None
+        by_table[table] = run_suite(table, frames[table], p, stage="input", profile=profile, **refs)
+    results = [by_table[t] for t in INPUT_TABLES if t in by_table]
     write_report(spark, cfg.lake, date, results)
     raise_failed(results, f"raw inputs of {date.isoformat()} (nothing was written)")
     return results

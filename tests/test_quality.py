@@ -86,6 +86,62 @@ def test_network_events_suite_fails_on_shares_and_schema(spark, params):
     assert "expect_column_values_to_be_of_type:longitude" not in failed
 
 
+def test_stage1_gate_profile_equals_the_suites_own_for_every_outcome_and_disposition(spark, params):
+    """Stage 1 takes the gate's network_events profile from its tagging pass; it must be the profile the
+    suite computes from the raw partition alone, for every combination of the four checks' outcomes and
+    every disposition (opted out, minor, business, kept or quarantined), each with its own row count."""
+    import itertools
+    from types import SimpleNamespace
+
+    from contract.schemas import PRIVACY_PREFERENCES, SUBSCRIBERS
+    from expectations import network_events
+    from jobs.pseudonymize import OnePass
+    from mobility.secrets import Secret
+    from transforms.hashing import BroadcastHmac
+
+    people = {"consumer": "4917000000001", "opted_out": "+49 170 000 000 02", "minor": "4917000000003",
+              "business": "004917000000004", "not_in_crm": "4917000000005"}
+    rows, n = [], 0
+    for who, (wellformed, on_date, known, typed) in itertools.product(people, itertools.product((True, False),
+                                                                                                repeat=4)):
+        n += 1
+        number = people[who] if wellformed else people[who] + "x"
+        ts = TS if on_date else TS - dt.timedelta(days=1)
+        rows += [(number, "262011234567890", "35123456789012", ts, "voice" if typed else "mms",
+                  "C1" if known else "C9", None, None)] * (n % 7 + 1)
+    raw = frame(spark, "network_events", rows)
+    prefs = spark.createDataFrame([(people["opted_out"].replace(" ", ""), True, False, dt.datetime(2026, 1, 1))],
+                                  PRIVACY_PREFERENCES)
+    subs = spark.createDataFrame([(people["consumer"], dt.date(1990, 1, 1), "F", "consumer"),
+                                  (people["minor"], dt.date(2012, 1, 1), "M", "consumer"),
+                                  (people["business"], dt.date(1990, 1, 1), "F", "business")], SUBSCRIBERS)
+    cells = spark.createDataFrame([("C1",)], "cell_id string")
+    ctx = SimpleNamespace(cfg=params.cfg, date=DATE, run_ts=dt.datetime(2026, 10, 6))
+    one = OnePass(ctx, {"network_events": raw, "subscribers": subs, "privacy_preferences": prefs},
+                  cells, hasher=BroadcastHmac.for_secret(spark, Secret(b"k" * 32)))
+    try:
+        got = one.gate_profile()
+        want = network_events.profile(raw, params, known_cells=cells).toPandas()
+        assert list(got.columns) == list(want.columns)
+        assert int(got.at[0, "rows"]) == int(want.at[0, "rows"]) == len(rows) == one.raw.get["rows"]
+        for column in want.columns[1:]:
+            assert got.at[0, column] == pytest.approx(want.at[0, column], abs=1e-12), column
+        assert sum(one.counts.values()) == len(rows)
+        assert {d for d, _ in one.counts} == {"opted_out", "minor", "business", "quarantine", "kept"}
+    finally:
+        if one.tagged is not None:
+            one.tagged.unpersist()  # the session is shared: later tests check that nothing stays cached
+
+
+def test_profile_of_counts_names_exactly_the_checks():
+    from expectations import network_events
+
+    empty = network_events.profile_of_counts([])
+    assert int(empty.at[0, "rows"]) == 0 and (empty.drop(columns="rows") == 1.0).all(axis=None)
+    with pytest.raises(ValueError, match="exactly the checks"):
+        network_events.profile_of_counts([({"wellformed_msisdn": True}, 3)])
+
+
 def test_subscriber_preference_and_cell_suites_fail_on_crafted_rows(spark, params):
     subs = [(m, dt.date(1980, 1, 1), "F", "consumer") for m in MSISDNS[:10]]
     subs += [(MSISDNS[0], dt.date(2030, 1, 1), "X", "vip")] * 2  # duplicate, future birth, bad codes

@@ -154,7 +154,8 @@ def quarantine_reason(*, date: dt.date, cell_known: Column, msisdn: Column | Non
 
 
 def with_quarantine_reason(events: DataFrame, *, date: dt.date, valid_cells: DataFrame) -> DataFrame:
-    """Add ``reason`` (null for processable rows), checking cells against those valid on the date."""
+    """Add ``reason`` (null for processable rows), checking cells against those valid on the date, and
+    ``_cell_known`` (that check alone: true, or null when the cell is not valid on the date)."""
     known = F.broadcast(valid_cells.select("cell_id", F.lit(True).alias("_cell_known")))
     normalized = "_msisdn_raw" in events.columns  # with_canonical_msisdn ran: msisdn is canonical
     raw = F.col("_msisdn_raw") if normalized else F.col("msisdn")
@@ -162,7 +163,6 @@ def with_quarantine_reason(events: DataFrame, *, date: dt.date, valid_cells: Dat
         events.join(known, on="cell_id", how="left")
         .withColumn("reason", quarantine_reason(date=date, cell_known=F.coalesce("_cell_known", F.lit(False)),
                                                 msisdn=raw, canonical=F.col("msisdn") if normalized else None))
-        .drop("_cell_known")
     )
 
 
