@@ -12,8 +12,12 @@ from contract.vocabulary import BLANKS, HEX64, MSISDN_DIGITS
 
 
 def count_if(cond: Column) -> Column:
-    """Rows where ``cond`` is true (null counts as false), as a long."""
-    return F.coalesce(F.sum(F.when(cond, 1).otherwise(0)), F.lit(0)).cast("long")
+    """Rows where ``cond`` is true (null counts as false), as a long; 0 for no rows.
+
+    Spark's own ``count_if``: one JVM call to build, where ``coalesce(sum(when(...)))``
+    took six (a profile builds some seventy of these per run).
+    """
+    return F.count_if(cond)
 
 
 def is_hex64(col: str) -> Column:
@@ -35,14 +39,23 @@ def is_h3_at(cell: Column, resolution: int) -> Column:
     """A valid H3 cell index (15 lowercase hex, cell mode) at exactly ``resolution``.
 
     Mode 1 (leading ``8``), resolution nibble, base cell < 122, every used digit 0-6 and
-    every unused digit 7 (the bit layout of the H3 index).
+    every unused digit 7 (the bit layout of the H3 index: digit ``d`` in bits
+    ``3 (15 - d)`` to ``3 (15 - d) + 2``). The digits are checked with two masks rather
+    than one expression per digit (which cost some hundred JVM calls to build, 0.28 s a
+    suite): the unused digits are all ones; a used digit is 7 exactly when its three
+    bits are all set, i.e. when the low bit of ``y & y >> 1 & y >> 2`` at its place is.
     """
     x = h3_index(cell)
-    ok = cell.rlike(r"^8[0-9a-f]{14}$") & (h3_resolution_of(cell) == F.lit(resolution))
-    ok = ok & (F.shiftright(x, 45).bitwiseAND(F.lit(127)) < F.lit(122))
-    for d in range(1, 16):
-        digit = F.shiftright(x, (15 - d) * 3).bitwiseAND(F.lit(7))
-        ok = ok & ((digit < F.lit(7)) if d <= resolution else (digit == F.lit(7)))
+    unused_bits = 3 * (15 - resolution)
+    unused = (1 << unused_bits) - 1
+    low_bit_of_used = sum(1 << (3 * i) for i in range(resolution))
+    used = F.shiftright(x, unused_bits)
+    sevens = used.bitwiseAND(F.shiftright(used, 1)).bitwiseAND(F.shiftright(used, 2))
+    ok = (cell.rlike(r"^8[0-9a-f]{14}$")
+          & (h3_resolution_of(cell) == F.lit(resolution))
+          & (F.shiftright(x, 45).bitwiseAND(F.lit(127)) < F.lit(122))
+          & (x.bitwiseAND(F.lit(unused)) == F.lit(unused))
+          & (sevens.bitwiseAND(F.lit(low_bit_of_used)) == F.lit(0)))
     return F.coalesce(ok, F.lit(False))
 
 

@@ -7,7 +7,9 @@ import datetime as dt
 import hashlib
 import hmac
 import io
+import itertools
 
+import h3
 import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
@@ -214,6 +216,54 @@ def test_h3_of_cells_and_points_agree_with_h3(spark, tmp_path):
 
 
 # --- stage 3 -------------------------------------------------------------------------------------
+
+def _h3_rule(cell: str | None, resolution: int) -> bool:
+    """The contract's H3 check digit by digit, in Python: the reference for ``is_h3_at``."""
+    import re
+
+    if cell is None or not re.fullmatch(r"8[0-9a-f]{14}", cell):
+        return False
+    x = int(cell, 16)
+    if (x >> 52) & 15 != resolution or (x >> 45) & 127 >= 122:
+        return False
+    digits = [(x >> (3 * (15 - d))) & 7 for d in range(1, 16)]
+    return all(v < 7 for v in digits[:resolution]) and all(v == 7 for v in digits[resolution:])
+
+
+def test_h3_check_is_the_digit_rule_for_every_resolution_digit_and_value(spark):
+    """``is_h3_at`` checks the digits with masks; it must equal the digit-by-digit rule for every
+    resolution checked against, every cell resolution, and every value of every pair of adjacent
+    digits (both are conjunctions over digits, and the masks shift by at most two bits, so a digit
+    can only leak into its neighbour), base cells on both sides of 122, other modes and malformed
+    strings."""
+    from contract.columns import is_h3_at
+
+    def cell(res: int, digits: list[int], base: int = 20, mode: int = 1) -> str:
+        x = (mode << 59) | (res << 52) | (base << 45)
+        for d, v in enumerate(digits, start=1):
+            x |= v << (3 * (15 - d))
+        return f"{x:015x}"
+
+    cells = set()
+    for res in range(16):
+        valid = [3, 6] * 7 + [3]
+        valid = valid[:res] + [7] * (15 - res)
+        for d in range(14):
+            for v, w in itertools.product(range(8), repeat=2):
+                cells.add(cell(res, [*valid[:d], v, w, *valid[d + 2:]]))
+        for base in (0, 121, 122, 127):
+            cells.add(cell(res, valid, base=base))
+        cells.add(cell(res, valid, mode=2))
+    cells |= {h3.geo_to_h3(49.4521, 11.0767, r) for r in range(16)}
+    malformed = {None, "", "8", "881FABAB53FFFFF", "0881fabab53ffff", "881fabab53fffff0", "881fabab53ffffg"}
+    rows = sorted(cells, key=str) + sorted(malformed, key=str)
+    df = spark.createDataFrame([(c,) for c in rows], "c string")
+    got = df.select("c", *[is_h3_at(F.col("c"), r).alias(f"r{r}") for r in range(16)]).collect()
+    assert len(got) == len(rows) > 12000
+    mismatches = [(r["c"], res) for r in got for res in range(16) if r[f"r{res}"] != _h3_rule(r["c"], res)]
+    assert mismatches == []
+    assert all(_h3_rule(h3.geo_to_h3(49.4521, 11.0767, r), r) for r in range(16))
+
 
 def test_footfall_counts_distinct_people_and_suppresses_below_k(spark):
     w = ts("10:00")
