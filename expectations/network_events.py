@@ -6,6 +6,7 @@ mean a broken feed, and the run must stop before anything is written.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import operator
 from collections.abc import Callable, Iterable, Mapping
@@ -35,7 +36,7 @@ COLUMNS = {"msisdn": "string", "imsi": "string", "imei": "string", "event_ts": "
 CHECKS = ("wellformed_msisdn", "event_ts_on_date", "known_cell", "known_event_type")
 
 
-def row_checks(p: SuiteParams, *, canonical: Column, cell_known: Column) -> dict[str, Column]:
+def row_checks(date: dt.date, *, canonical: Column, cell_known: Column) -> dict[str, Column]:
     """The suite's checks of one raw row, as boolean columns (never null) named as in :data:`CHECKS`.
 
     ``canonical`` is the row's canonical MSISDN (:func:`contract.columns.canonical_msisdn`,
@@ -46,7 +47,7 @@ def row_checks(p: SuiteParams, *, canonical: Column, cell_known: Column) -> dict
     """
     return {
         "wellformed_msisdn": canonical.isNotNull(),
-        "event_ts_on_date": on_date("event_ts", p.date),
+        "event_ts_on_date": on_date("event_ts", date),
         "known_cell": F.coalesce(cell_known, F.lit(False)),
         "known_event_type": F.coalesce(F.col("event_type").isin(*EVENT_TYPES), F.lit(False)),
     }
@@ -56,7 +57,7 @@ def profile(df: DataFrame, p: SuiteParams, *, known_cells: DataFrame) -> DataFra
     """One row: row count and the share of rows passing each check (one scan, broadcast cell ids)."""
     known = F.broadcast(known_cells.select("cell_id").distinct().withColumn("_known", F.lit(True)))
     rows = df.select("msisdn", "event_ts", "event_type", "cell_id").join(known, on="cell_id", how="left")
-    checks = row_checks(p, canonical=canonical_msisdn(F.col("msisdn")), cell_known=F.col("_known"))
+    checks = row_checks(p.date, canonical=canonical_msisdn(F.col("msisdn")), cell_known=F.col("_known"))
     return rows.agg(
         F.count(F.lit(1)).alias("rows"),
         *[share_if(check).alias(f"{name}_share") for name, check in checks.items()],

@@ -10,6 +10,7 @@ force when *they* run (``jobs/_consent.py``).
 from __future__ import annotations
 
 import sys
+from collections import Counter
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -18,7 +19,6 @@ from pyspark.sql import DataFrame, Observation
 from pyspark.sql import functions as F
 
 from expectations import network_events as events_suite
-from expectations.common import SuiteParams
 from mobility.io import read_raw
 from mobility.publish import Publisher
 from mobility.quality import validate_inputs
@@ -54,7 +54,7 @@ class OnePass:
     hasher: KeyedHash
     tagged: DataFrame | None = None
     opted_out: DataFrame | None = None
-    counts: dict[tuple[str, str | None], int] = field(default_factory=dict)  # rows per (disposition, reason)
+    counts: Counter[tuple[str, str | None]] = field(default_factory=Counter)  # rows per (disposition, reason)
     raw: Observation = field(default_factory=lambda: Observation("network_events"))  # rows as read, before any join
 
     def gate_profile(self) -> pd.DataFrame:
@@ -64,7 +64,7 @@ class OnePass:
         p = cfg.privacy
         self.opted_out = opted_out_msisdns(self.inputs["privacy_preferences"], as_of=self.ctx.run_ts)
         checks = {f"_check_{name}": check for name, check in events_suite.row_checks(
-            SuiteParams(date=date, cfg=cfg), canonical=F.col("msisdn"), cell_known=F.col("_cell_known")).items()}
+            date, canonical=F.col("msisdn"), cell_known=F.col("_cell_known")).items()}
         events = self.inputs["network_events"].observe(self.raw, F.count(F.lit(1)).alias("rows"))
         # The cache holds no raw identifier (already hashed).
         self.tagged = (
@@ -78,8 +78,7 @@ class OnePass:
         )
         by_outcome = []
         for r in self.tagged.groupBy("disposition", "reason", *checks).count().collect():
-            key = (r["disposition"], r["reason"])
-            self.counts[key] = self.counts.get(key, 0) + r["count"]
+            self.counts[(r["disposition"], r["reason"])] += r["count"]
             by_outcome.append(({name: r[f"_check_{name}"] for name in events_suite.CHECKS}, r["count"]))
         return events_suite.profile_of_counts(by_outcome)
 
