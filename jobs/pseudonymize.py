@@ -66,7 +66,11 @@ class OnePass:
         checks = {f"_check_{name}": check for name, check in events_suite.row_checks(
             date, canonical=F.col("msisdn"), cell_known=F.col("_cell_known")).items()}
         events = self.inputs["network_events"].observe(self.raw, F.count(F.lit(1)).alias("rows"))
-        # The cache holds no raw identifier (already hashed).
+        # The cache holds no raw identifier (already hashed). DISK_ONLY, not MEMORY_AND_DISK: a cached
+        # block is one input split (a 72 MB Parquet row group, ~5 M events), and at 20 M events on a
+        # 4 GB heap the in-memory columnar build ran out of memory, and so did re-reading a spilled
+        # block (Spark loads the whole block back into memory). DISK_ONLY cost nothing measurable at
+        # 4 M (124.7/124.4 s against 122.3/132.4 s) and runs 20 M in 4 GB (benchmarks/README.md).
         self.tagged = (
             tag_events(events, date=date, opted_out=self.opted_out, valid_cells=self.valid_cells,
                        subscribers=self.inputs["subscribers"], age_band_edges=cfg.generalization.age_band_edges,
@@ -74,7 +78,7 @@ class OnePass:
             .withColumns(checks)
             .transform(with_pseudonyms, hasher=self.hasher)
             .drop(*SCRATCH)
-            .persist(StorageLevel.MEMORY_AND_DISK)
+            .persist(StorageLevel.DISK_ONLY)
         )
         by_outcome = []
         for r in self.tagged.groupBy("disposition", "reason", *checks).count().collect():
