@@ -251,6 +251,10 @@ def report(args: argparse.Namespace, variants: list[str], runs: dict[str, list[d
     ratios = {
         "pipeline_over_floor": med["pipeline"] / med["floor"] if "floor" in med and "pipeline" in med else None,
         "naive_over_pipeline": med["naive"] / med["pipeline"] if "naive" in med and "pipeline" in med else None,
+        # Only with --variants ...,dataflow,...: the contract's data flow without its rules (benchmarks/dataflow.py).
+        **({"dataflow_over_floor": med["dataflow"] / med["floor"],
+            "pipeline_over_dataflow": med["pipeline"] / med["dataflow"]}
+           if {"floor", "dataflow", "pipeline"} <= med.keys() else {}),
         "scaling_time_ratio": med[big] / med["pipeline"] if big in med else None,
         "floor_scaling_time_ratio": (med[f"floor@{args.scale}N"] / med["floor"]
                                      if f"floor@{args.scale}N" in med else None),

@@ -2,6 +2,10 @@
 
     python -m benchmarks.run_one --variant pipeline --raw bench-data/lake-.../raw --out bench-data/work/pipeline
 
+Variants: ``floor`` (read the raw events, write them as Delta), ``dataflow`` (the
+contract's three Delta hops without its rules, ``benchmarks/dataflow.py``), ``pipeline``
+and ``naive`` (the pipeline with per-event Python kernels, ``benchmarks/naive.py``).
+
 The clock starts after the SparkSession is up (its start-up is the same for every
 variant and says nothing about the work) and stops when the last table is written.
 The result is one JSON line on stdout, prefixed with ``BENCH_RESULT``.
@@ -23,7 +27,7 @@ from mobility.runner import Context
 from mobility.secrets import Keys
 from mobility.spark import build_session
 
-VARIANTS = ("floor", "pipeline", "naive")
+VARIANTS = ("floor", "dataflow", "pipeline", "naive")
 
 
 def jvm_heap_peaks(spark) -> dict[str, int]:
@@ -59,6 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.variant == "floor":
         events = read_raw(spark, cfg.lake.raw, "network_events", date.isoformat())
         events.write.format("delta").mode("overwrite").save(str(args.out.resolve() / "floor_events"))
+    elif args.variant == "dataflow":
+        from benchmarks.dataflow import dataflow
+
+        dataflow(spark, cfg.lake.raw, args.out.resolve(), date.isoformat())
     elif args.variant == "pipeline":
         from jobs import pipeline
 
