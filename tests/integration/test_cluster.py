@@ -47,6 +47,9 @@ DELTA = "io.delta:delta-spark_4.2_2.13:4.4.0"
 # preference log is read "as of the run"), whenever the test runs.
 DATE = "2026-06-01"
 K_MIN = 10  # the policy floor; the lake below is dense enough (20 cells) to release footfall at it
+# Enough events for both runs to release footfall at K_MIN (hundreds of rows); the test
+# used 60,000 before: the same checks on three times the data, in the suite's longest test.
+EVENTS = 20_000
 INSIGHTS = ("footfall", "od_flows", "presence")
 # A guard against a hung run, not a budget: on a quiet 2-core machine a run takes minutes,
 # on one shared by several Spark jobs it took 13-20 (MI_TEST_TIMEOUT overrides, seconds).
@@ -88,7 +91,22 @@ class Cluster:
 
     url: str
     ui: str
+    logs: Path
     procs: list[subprocess.Popen] = field(default_factory=list)
+
+    def wait_ready(self, timeout: float = 180) -> None:
+        """Wait until both workers have registered with the master (fail if a process died)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            dead = [p.args[1] for p in self.procs if p.poll() is not None]
+            assert not dead, f"cluster process exited early: {dead}; see {self.logs}"
+            try:
+                if sum(w["state"] == "ALIVE" for w in self.state()["workers"]) == 2:
+                    return
+            except (OSError, ValueError):
+                pass  # master UI not up yet
+            assert time.monotonic() < deadline, f"workers did not register in time:\n{tail(self.logs / 'master.log')}"
+            time.sleep(1)
 
     def state(self) -> dict:
         with urllib.request.urlopen(f"{self.ui}/json/", timeout=10) as resp:
@@ -130,12 +148,16 @@ def tail(log: Path, lines: int = 60) -> str:
 
 @pytest.fixture()
 def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    """A master and two workers (1 core, 1 GB each) on 127.0.0.1, stopped afterwards."""
+    """A master and two workers (1 core, 1 GB each) on 127.0.0.1, stopped afterwards.
+
+    The processes are started here but not waited for: the test packages the code and
+    generates the lake while the JVMs start, then calls :meth:`Cluster.wait_ready`.
+    """
     spark_class = str(SPARK_HOME / "bin" / "spark-class")
     logs = tmp_path / "logs"
     logs.mkdir()
     port, ui_port, *worker_ports = free_ports(6)
-    c = Cluster(url=f"spark://127.0.0.1:{port}", ui=f"http://127.0.0.1:{ui_port}")
+    c = Cluster(url=f"spark://127.0.0.1:{port}", ui=f"http://127.0.0.1:{ui_port}", logs=logs)
     # No REST submission server: it would take the fixed port 6066 (clashes between runs).
     env = base_env(SPARK_MASTER_OPTS="-Dspark.master.rest.enabled=false")
     try:
@@ -150,17 +172,6 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
                                   "--webui-port", str(worker_ports[2 * i - 1]), "--cores", "1", "--memory", "1g",
                                   "--work-dir", str(work)],
                                  logs / f"worker{i}.log", env, tmp_path))
-        deadline = time.monotonic() + 180
-        while True:
-            dead = [p.args[1] for p in c.procs if p.poll() is not None]
-            assert not dead, f"cluster process exited early: {dead}; see {logs}"
-            try:
-                if sum(w["state"] == "ALIVE" for w in c.state()["workers"]) == 2:
-                    break
-            except (OSError, ValueError):
-                pass  # master UI not up yet
-            assert time.monotonic() < deadline, f"workers did not register in time:\n{tail(logs / 'master.log')}"
-            time.sleep(1)
         yield c
     finally:
         c.stop()
@@ -204,8 +215,9 @@ def test_pipeline_on_standalone_cluster_equals_local_mode(spark, cluster: Cluste
 
     # 1. A small raw lake, written by this process's session (no extra JVM); both runs read it.
     counts = generate_lake(spark, raw_root=str(raw), start=dt.date.fromisoformat(DATE), days=1,
-                           n_subscribers=4000, n_events=60000, n_cells=20, seed=42, bad_share=0.002)
-    assert counts["network_events"] == 60000
+                           n_subscribers=EVENTS // 15, n_events=EVENTS, n_cells=20, seed=42, bad_share=0.002)
+    assert counts["network_events"] == EVENTS
+    cluster.wait_ready()  # the master and workers started meanwhile
 
     # 2. The cluster run and the local run, side by side (they share nothing but the raw lake).
     submit = [str(SPARK_HOME / "bin" / "spark-submit"), "--master", cluster.url, "--packages", DELTA,
