@@ -100,7 +100,10 @@ def main(argv: list[str] | None = None) -> int:
         for q in plans:
             f.write(f"==== SQL {q['id']} ({q.get('duration', 0)} ms): {q.get('description', '')[:120]}\n")
             f.write(q.get("planDescription", "") + "\n\n")
-    print(f"\nphysical plans of {len(plans)} SQL executions: {out / 'plans.txt'}")
+    (out / "jobs.json").write_text(json.dumps(jobs, indent=1))
+    (out / "stages.json").write_text(json.dumps(stages, indent=1))
+    print(f"\nphysical plans of {len(plans)} SQL executions: {out / 'plans.txt'}; Spark's job and stage "
+          f"records: {out / 'jobs.json'}, {out / 'stages.json'}")
     spark.stop()
     return 0
 

@@ -38,6 +38,12 @@ BASE_CONF: dict[str, str] = {
     # refusal to time-travel beyond delta.deletedFileRetentionDuration would make the
     # republish check skip an earlier release whose files another reader can still read.
     "spark.databricks.delta.vacuum.enforceTimeTravelWithinDeletedFileRetentionDuration": "false",
+    # Cached frames are stored as plain column batches. Spark's cache compression tries
+    # every encoding on every column of every batch; on our columns (64-hex pseudonyms,
+    # timestamps, cell ids) it saved 4-8 % of the bytes (stage 1's cache at 4 M events:
+    # 393 MB against 411 MB) for 9 of stage 1's 31 CPU-seconds of tagging and 4 of the 7
+    # spent building stage 2's cache. Side by side at 4 M: 125.0 s -> 117.1 s a run.
+    "spark.sql.inMemoryColumnarStorage.compressed": "false",
 }
 
 # Local mode only: small machines, no UI unless asked for.
