@@ -23,6 +23,7 @@ from mobility.io import read_raw
 from mobility.publish import Publisher
 from mobility.quality import validate_inputs
 from mobility.runner import Context, publish, run_job
+from mobility.spark import uncompressed_cache
 from mobility.summaries import check_stage1, stage1_summary
 from transforms.consent import pseudonyms_of, to_opt_outs
 from transforms.hashing import KeyedHash
@@ -95,9 +96,12 @@ def stage(ctx: Context) -> None:
     kernels: Kernels = ctx.kernels or BUILTIN
     one = OnePass(ctx, inputs, valid_cells, hasher=kernels.keyed_hash(spark, ctx.keys.network))
     try:
-        # Input gate: a raw partition that fails its suite stops the run before any write.
-        checked = validate_inputs(spark, cfg, date, inputs, known_cells=valid_cells, as_of=ctx.run_ts,
-                                  profiles={"network_events": one.gate_profile})
+        # Input gate: a raw partition that fails its suite stops the run before any write. Its
+        # events profile tags every event into the cache (on disk, uncompressed: compressing cost
+        # more CPU than the bytes it saved, mobility.spark.uncompressed_cache).
+        with uncompressed_cache(spark):
+            checked = validate_inputs(spark, cfg, date, inputs, known_cells=valid_cells, as_of=ctx.run_ts,
+                                      profiles={"network_events": one.gate_profile})
         ctx.summary["validation"] = {r.table: "passed" for r in checked}
         summary = ctx.summary["pseudonymize"] = stage1_summary(one.counts)
         check_stage1(summary, date=date, raw_rows=one.raw.get["rows"],

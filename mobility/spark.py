@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import re
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from pyspark import StorageLevel
@@ -38,12 +40,6 @@ BASE_CONF: dict[str, str] = {
     # refusal to time-travel beyond delta.deletedFileRetentionDuration would make the
     # republish check skip an earlier release whose files another reader can still read.
     "spark.databricks.delta.vacuum.enforceTimeTravelWithinDeletedFileRetentionDuration": "false",
-    # Cached frames are stored as plain column batches. Spark's cache compression tries
-    # every encoding on every column of every batch; on our columns (64-hex pseudonyms,
-    # timestamps, cell ids) it saved 4-8 % of the bytes (stage 1's cache at 4 M events:
-    # 393 MB against 411 MB) for 9 of stage 1's 31 CPU-seconds of tagging and 4 of the 7
-    # spent building stage 2's cache. Side by side at 4 M: 125.0 s -> 117.1 s a run.
-    "spark.sql.inMemoryColumnarStorage.compressed": "false",
 }
 
 # Local mode only: small machines, no UI unless asked for.
@@ -101,6 +97,30 @@ def persist_partitioned(df: DataFrame, level: StorageLevel = StorageLevel.MEMORY
         return df.persist(level)
     finally:
         spark.conf.set(key, before)
+
+
+CACHE_COMPRESSED = "spark.sql.inMemoryColumnarStorage.compressed"
+
+
+@contextmanager
+def uncompressed_cache(spark: SparkSession) -> Iterator[None]:
+    """Within the block, frames cached by this session are stored as plain column batches.
+
+    For caches kept on disk (stage 1's ``DISK_ONLY`` tagged events). Spark's cache
+    compression tries every encoding on every column of every batch; on our columns
+    (64-hex pseudonyms, timestamps, cell ids) it saved 4 % of the bytes (stage 1's cache
+    at 4 M events: 393 MB against 411 MB) and cost 9 of the 31 CPU-seconds of stage 1's
+    tagging pass. Not for caches held in memory: with stage 2's cache uncompressed as
+    well, a 20 M-event run ran out of its 4 GB heap in stage 2's sort. The setting is the
+    session's, restored on leaving: as with :func:`persist_partitioned`, plan nothing
+    from other threads of the same session meanwhile.
+    """
+    before = spark.conf.get(CACHE_COMPRESSED)
+    spark.conf.set(CACHE_COMPRESSED, "false")
+    try:
+        yield
+    finally:
+        spark.conf.set(CACHE_COMPRESSED, before)
 
 
 def delta_package() -> str:

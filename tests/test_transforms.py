@@ -284,3 +284,34 @@ def test_raw_schemas_are_the_contract():
         "struct<msisdn:string,imsi:string,imei:string,event_ts:timestamp,event_type:string,"
         "cell_id:string,latitude:double,longitude:double>")
     assert isinstance(SUBSCRIBERS["birth_date"].dataType, T.DateType)
+
+
+def _disk_bytes_of_cache(spark, df) -> int:
+    """Bytes on disk of ``df``'s cached blocks (Spark's storage info), once it is materialized."""
+    from pyspark import StorageLevel
+
+    cached = df.persist(StorageLevel.DISK_ONLY)
+    try:
+        assert cached.count() == 20_000
+        return sum(info.diskSize() for info in spark.sparkContext._jsc.sc().getRDDStorageInfo())
+    finally:
+        cached.unpersist(blocking=True)
+
+
+def test_stage1_cache_is_built_uncompressed_and_the_setting_comes_back(spark):
+    """``uncompressed_cache`` (stage 1's tagged events): the cache built inside is stored uncompressed,
+    frames cached afterwards (stage 2's, held in memory) are compressed again, also after an error."""
+    from mobility.spark import CACHE_COMPRESSED, uncompressed_cache
+
+    before = spark.conf.get(CACHE_COMPRESSED)
+    frame = spark.range(20_000).select("id", F.lit("x" * 64).alias("same"))  # compresses well
+    compressed = _disk_bytes_of_cache(spark, frame)
+    with uncompressed_cache(spark):
+        assert spark.conf.get(CACHE_COMPRESSED) == "false"
+        plain = _disk_bytes_of_cache(spark, frame)
+    assert spark.conf.get(CACHE_COMPRESSED) == before
+    assert plain > 5 * compressed > 0
+    with pytest.raises(RuntimeError), uncompressed_cache(spark):
+        raise RuntimeError("a failed stage 1")
+    assert spark.conf.get(CACHE_COMPRESSED) == before
+    assert _disk_bytes_of_cache(spark, frame) == compressed
