@@ -72,15 +72,16 @@ class OnePass:
         # 4 GB heap the in-memory columnar build ran out of memory, and so did re-reading a spilled
         # block (Spark loads the whole block back into memory). DISK_ONLY cost nothing measurable at
         # 4 M (124.7/124.4 s against 122.3/132.4 s) and runs 20 M in 4 GB (benchmarks/README.md).
-        self.tagged = (
-            tag_events(events, date=date, opted_out=self.opted_out, valid_cells=self.valid_cells,
-                       subscribers=self.inputs["subscribers"], age_band_edges=cfg.generalization.age_band_edges,
-                       min_age=p.min_age, exclude_business=p.exclude_business)
-            .withColumns(checks)
-            .transform(with_pseudonyms, hasher=self.hasher)
-            .drop(*SCRATCH)
-            .persist(StorageLevel.DISK_ONLY)
-        )
+        with uncompressed_cache(self.ctx.spark):  # compressing cost more CPU than the bytes it saved
+            self.tagged = (
+                tag_events(events, date=date, opted_out=self.opted_out, valid_cells=self.valid_cells,
+                           subscribers=self.inputs["subscribers"], age_band_edges=cfg.generalization.age_band_edges,
+                           min_age=p.min_age, exclude_business=p.exclude_business)
+                .withColumns(checks)
+                .transform(with_pseudonyms, hasher=self.hasher)
+                .drop(*SCRATCH)
+                .persist(StorageLevel.DISK_ONLY)
+            )
         by_outcome = []
         for r in self.tagged.groupBy("disposition", "reason", *checks).count().collect():
             self.counts[(r["disposition"], r["reason"])] += r["count"]
@@ -96,12 +97,9 @@ def stage(ctx: Context) -> None:
     kernels: Kernels = ctx.kernels or BUILTIN
     one = OnePass(ctx, inputs, valid_cells, hasher=kernels.keyed_hash(spark, ctx.keys.network))
     try:
-        # Input gate: a raw partition that fails its suite stops the run before any write. Its
-        # events profile tags every event into the cache (on disk, uncompressed: compressing cost
-        # more CPU than the bytes it saved, mobility.spark.uncompressed_cache).
-        with uncompressed_cache(spark):
-            checked = validate_inputs(spark, cfg, date, inputs, known_cells=valid_cells, as_of=ctx.run_ts,
-                                      profiles={"network_events": one.gate_profile})
+        # Input gate: a raw partition that fails its suite stops the run before any write.
+        checked = validate_inputs(spark, cfg, date, inputs, known_cells=valid_cells, as_of=ctx.run_ts,
+                                  profiles={"network_events": one.gate_profile})
         ctx.summary["validation"] = {r.table: "passed" for r in checked}
         summary = ctx.summary["pseudonymize"] = stage1_summary(one.counts)
         check_stage1(summary, date=date, raw_rows=one.raw.get["rows"],

@@ -286,11 +286,8 @@ def test_raw_schemas_are_the_contract():
     assert isinstance(SUBSCRIBERS["birth_date"].dataType, T.DateType)
 
 
-def _disk_bytes_of_cache(spark, df) -> int:
-    """Bytes on disk of ``df``'s cached blocks (Spark's storage info), once it is materialized."""
-    from pyspark import StorageLevel
-
-    cached = df.persist(StorageLevel.DISK_ONLY)
+def _disk_bytes_of_cache(spark, cached) -> int:
+    """Bytes on disk of ``cached``'s blocks (Spark's storage info), once it is materialized."""
     try:
         assert cached.count() == 20_000
         return sum(info.diskSize() for info in spark.sparkContext._jsc.sc().getRDDStorageInfo())
@@ -298,20 +295,23 @@ def _disk_bytes_of_cache(spark, df) -> int:
         cached.unpersist(blocking=True)
 
 
-def test_stage1_cache_is_built_uncompressed_and_the_setting_comes_back(spark):
-    """``uncompressed_cache`` (stage 1's tagged events): the cache built inside is stored uncompressed,
-    frames cached afterwards (stage 2's, held in memory) are compressed again, also after an error."""
+def test_disk_caches_are_stored_uncompressed_and_the_setting_comes_back(spark):
+    """``uncompressed_cache`` (stages 1 and 2's on-disk caches): a frame persisted inside is stored
+    uncompressed even when first computed after the block (Spark fixes the choice at ``persist``),
+    frames persisted afterwards are compressed again, also after an error."""
+    from pyspark import StorageLevel
+
     from mobility.spark import CACHE_COMPRESSED, uncompressed_cache
 
     before = spark.conf.get(CACHE_COMPRESSED)
     frame = spark.range(20_000).select("id", F.lit("x" * 64).alias("same"))  # compresses well
-    compressed = _disk_bytes_of_cache(spark, frame)
+    compressed = _disk_bytes_of_cache(spark, frame.persist(StorageLevel.DISK_ONLY))
     with uncompressed_cache(spark):
         assert spark.conf.get(CACHE_COMPRESSED) == "false"
-        plain = _disk_bytes_of_cache(spark, frame)
+        inside = frame.persist(StorageLevel.DISK_ONLY)
     assert spark.conf.get(CACHE_COMPRESSED) == before
-    assert plain > 5 * compressed > 0
+    assert _disk_bytes_of_cache(spark, inside) > 5 * compressed > 0
     with pytest.raises(RuntimeError), uncompressed_cache(spark):
-        raise RuntimeError("a failed stage 1")
+        raise RuntimeError("a failed stage")
     assert spark.conf.get(CACHE_COMPRESSED) == before
-    assert _disk_bytes_of_cache(spark, frame) == compressed
+    assert _disk_bytes_of_cache(spark, frame.persist(StorageLevel.DISK_ONLY)) == compressed
