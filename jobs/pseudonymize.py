@@ -72,7 +72,7 @@ class OnePass:
         # 4 GB heap the in-memory columnar build ran out of memory, and so did re-reading a spilled
         # block (Spark loads the whole block back into memory). DISK_ONLY cost nothing measurable at
         # 4 M (124.7/124.4 s against 122.3/132.4 s) and runs 20 M in 4 GB (benchmarks/README.md).
-        with uncompressed_cache(self.ctx.spark):  # compressing cost more CPU than the bytes it saved
+        with uncompressed_cache(events.sparkSession):  # compressing cost more CPU than the bytes it saved
             self.tagged = (
                 tag_events(events, date=date, opted_out=self.opted_out, valid_cells=self.valid_cells,
                            subscribers=self.inputs["subscribers"], age_band_edges=cfg.generalization.age_band_edges,
