@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import sys
 
-from pyspark import StorageLevel
 from pyspark.sql import Observation
 from pyspark.sql import functions as F
 
@@ -30,7 +29,7 @@ from mobility.ledger import read_pinned
 from mobility.publish import Publisher
 from mobility.runner import Context, publish, run_job
 from mobility.secrets import derive_daily_key
-from mobility.spark import persist_partitioned, uncompressed_cache
+from mobility.spark import persist_on_disk
 from transforms.consent import with_excluded_flag
 from transforms.flows import detect_trips, to_anonymized_trips
 from transforms.kernels import BUILTIN, Kernels
@@ -59,10 +58,7 @@ def stage(ctx: Context) -> None:
         .drop("cell_id", "latitude", "longitude")
         .transform(by_person)  # the one shuffle of the events; both outputs reuse it
     )
-    # On disk, uncompressed (as stage 1's cache): held in memory, it left stage 2's sorts too little heap at
-    # 20 M events (4 GB: page allocations failed and were retried); compressing cost more CPU than it saved.
-    with uncompressed_cache(spark):
-        located = persist_partitioned(located, StorageLevel.DISK_ONLY)
+    located = persist_on_disk(located, keep_partitioning=True)  # as stage 1's cache: see persist_on_disk
     try:
         anonymized = located.transform(to_anonymized_events, hasher=hasher, window_minutes=g.window_minutes,
                                        age_bands=age_bands(g.age_band_edges))

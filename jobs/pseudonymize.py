@@ -14,7 +14,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import pandas as pd
-from pyspark import StorageLevel
 from pyspark.sql import DataFrame, Observation
 from pyspark.sql import functions as F
 
@@ -23,7 +22,7 @@ from mobility.io import read_raw
 from mobility.publish import Publisher
 from mobility.quality import validate_inputs
 from mobility.runner import Context, publish, run_job
-from mobility.spark import uncompressed_cache
+from mobility.spark import persist_on_disk
 from mobility.summaries import check_stage1, stage1_summary
 from transforms.consent import pseudonyms_of, to_opt_outs
 from transforms.hashing import KeyedHash
@@ -67,21 +66,17 @@ class OnePass:
         checks = {f"_check_{name}": check for name, check in events_suite.row_checks(
             date, canonical=F.col("msisdn"), cell_known=F.col("_cell_known")).items()}
         events = self.inputs["network_events"].observe(self.raw, F.count(F.lit(1)).alias("rows"))
-        # The cache holds no raw identifier (already hashed). DISK_ONLY, not MEMORY_AND_DISK: a cached
-        # block is one input split (a 72 MB Parquet row group, ~5 M events), and at 20 M events on a
-        # 4 GB heap the in-memory columnar build ran out of memory, and so did re-reading a spilled
-        # block (Spark loads the whole block back into memory). DISK_ONLY cost nothing measurable at
-        # 4 M (124.7/124.4 s against 122.3/132.4 s) and runs 20 M in 4 GB (benchmarks/README.md).
-        with uncompressed_cache(events.sparkSession):  # compressing cost more CPU than the bytes it saved
-            self.tagged = (
-                tag_events(events, date=date, opted_out=self.opted_out, valid_cells=self.valid_cells,
-                           subscribers=self.inputs["subscribers"], age_band_edges=cfg.generalization.age_band_edges,
-                           min_age=p.min_age, exclude_business=p.exclude_business)
-                .withColumns(checks)
-                .transform(with_pseudonyms, hasher=self.hasher)
-                .drop(*SCRATCH)
-                .persist(StorageLevel.DISK_ONLY)
-            )
+        # The cache holds no raw identifier (already hashed). On disk, uncompressed (persist_on_disk): a
+        # cached block is one input split (a 72 MB Parquet row group, ~5 M events), and at 20 M events on
+        # a 4 GB heap the in-memory build ran out of memory, and so did re-reading a spilled block.
+        self.tagged = persist_on_disk(
+            tag_events(events, date=date, opted_out=self.opted_out, valid_cells=self.valid_cells,
+                       subscribers=self.inputs["subscribers"], age_band_edges=cfg.generalization.age_band_edges,
+                       min_age=p.min_age, exclude_business=p.exclude_business)
+            .withColumns(checks)
+            .transform(with_pseudonyms, hasher=self.hasher)
+            .drop(*SCRATCH)
+        )
         by_outcome = []
         for r in self.tagged.groupBy("disposition", "reason", *checks).count().collect():
             self.counts[(r["disposition"], r["reason"])] += r["count"]

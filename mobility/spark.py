@@ -75,6 +75,20 @@ LOG4J_QUIET = REPO / "conf" / "log4j2.properties"
 LOG4J_VERBOSE = REPO / "conf" / "log4j2-verbose.properties"
 
 
+@contextmanager
+def session_conf(spark: SparkSession, settings: dict[str, str]) -> Iterator[None]:
+    """The session's SQL ``settings`` within the block, the earlier values restored on leaving (also
+    after an error). They are the session's: plan nothing from other threads of it meanwhile."""
+    before = {key: spark.conf.get(key) for key in settings}
+    for key, value in settings.items():
+        spark.conf.set(key, value)
+    try:
+        yield
+    finally:
+        for key, value in before.items():
+            spark.conf.set(key, value)
+
+
 def persist_partitioned(df: DataFrame, level: StorageLevel = StorageLevel.MEMORY_AND_DISK) -> DataFrame:
     """Cache ``df`` so that the plans reading the cache know its hash partitioning.
 
@@ -87,41 +101,33 @@ def persist_partitioned(df: DataFrame, level: StorageLevel = StorageLevel.MEMORY
 
     The cached plan keeps ``spark.sql.shuffle.partitions`` partitions (adaptive execution
     does not merge them), and so do the outputs computed from it: size that setting for
-    the data (``conf/cluster.yaml``). The setting is the session's: do not plan queries
-    from other threads of the same session while this runs.
+    the data (``conf/cluster.yaml``).
     """
-    spark, key = df.sparkSession, "spark.sql.adaptive.enabled"
-    before = spark.conf.get(key)
-    spark.conf.set(key, "false")
-    try:
+    with session_conf(df.sparkSession, {"spark.sql.adaptive.enabled": "false"}):
         return df.persist(level)
-    finally:
-        spark.conf.set(key, before)
 
 
 CACHE_COMPRESSED = "spark.sql.inMemoryColumnarStorage.compressed"
 
 
-@contextmanager
-def uncompressed_cache(spark: SparkSession) -> Iterator[None]:
-    """Frames persisted within the block are cached as plain column batches.
+def persist_on_disk(df: DataFrame, *, keep_partitioning: bool = False) -> DataFrame:
+    """Cache ``df`` on disk (``DISK_ONLY``) as plain, uncompressed column batches.
 
-    For the caches kept on disk (stage 1's tagged events, stage 2's located events).
-    Spark's cache compression tries every encoding on every column of every batch; on
-    these columns (64-hex pseudonyms, timestamps, cell ids, H3 cells) it saved 4-8 % of
-    the bytes (stage 1's cache at 4 M events: 393 MB against 411 MB; stage 2's: 233
-    against 251 MB) and cost 9 of the 31 CPU-seconds of stage 1's tagging pass and 4 of
-    the 7 of building stage 2's cache. Spark fixes the choice when ``persist`` is called
-    (tests/test_transforms.py), so only the ``persist`` call needs to be inside. The
-    setting is the session's, restored on leaving: as with :func:`persist_partitioned`,
-    plan nothing from other threads of the same session meanwhile.
+    Stage 1's tagged events and stage 2's located events. On disk: in memory, a cached
+    block is a whole input split or shuffle partition, and at 20 M events on a 4 GB heap
+    stage 1's ran out of memory and stage 2's left its sorts too little (page allocations
+    failed). Uncompressed: Spark's cache compression tries every encoding on every column
+    of every batch; on these columns (64-hex pseudonyms, timestamps, cell ids, H3 cells) it
+    saved 4-8 % of the bytes (stage 1's cache at 4 M events: 393 MB against 411 MB; stage
+    2's: 233 against 251 MB) and cost 9 of the 31 CPU-seconds of stage 1's tagging pass and
+    4 of the 7 of building stage 2's cache. Spark fixes the choice at ``persist``, so the
+    setting is needed only around it (tests/test_transforms.py). ``keep_partitioning``:
+    through :func:`persist_partitioned`.
     """
-    before = spark.conf.get(CACHE_COMPRESSED)
-    spark.conf.set(CACHE_COMPRESSED, "false")
-    try:
-        yield
-    finally:
-        spark.conf.set(CACHE_COMPRESSED, before)
+    with session_conf(df.sparkSession, {CACHE_COMPRESSED: "false"}):
+        if keep_partitioning:
+            return persist_partitioned(df, StorageLevel.DISK_ONLY)
+        return df.persist(StorageLevel.DISK_ONLY)
 
 
 def delta_package() -> str:

@@ -296,22 +296,22 @@ def _disk_bytes_of_cache(spark, cached) -> int:
 
 
 def test_disk_caches_are_stored_uncompressed_and_the_setting_comes_back(spark):
-    """``uncompressed_cache`` (stages 1 and 2's on-disk caches): a frame persisted inside is stored
-    uncompressed even when first computed after the block (Spark fixes the choice at ``persist``),
-    frames persisted afterwards are compressed again, also after an error."""
+    """``persist_on_disk`` (stages 1 and 2's caches): the frame is stored uncompressed although first
+    computed after the call (Spark fixes the choice at ``persist``); the session's setting comes back,
+    also after an error, and frames persisted afterwards are compressed again."""
     from pyspark import StorageLevel
 
-    from mobility.spark import CACHE_COMPRESSED, uncompressed_cache
+    from mobility.spark import CACHE_COMPRESSED, persist_on_disk, session_conf
 
     before = spark.conf.get(CACHE_COMPRESSED)
     frame = spark.range(20_000).select("id", F.lit("x" * 64).alias("same"))  # compresses well
     compressed = _disk_bytes_of_cache(spark, frame.persist(StorageLevel.DISK_ONLY))
-    with uncompressed_cache(spark):
-        assert spark.conf.get(CACHE_COMPRESSED) == "false"
-        inside = frame.persist(StorageLevel.DISK_ONLY)
+    on_disk = persist_on_disk(frame)
     assert spark.conf.get(CACHE_COMPRESSED) == before
-    assert _disk_bytes_of_cache(spark, inside) > 5 * compressed > 0
-    with pytest.raises(RuntimeError), uncompressed_cache(spark):
+    assert on_disk.storageLevel == StorageLevel.DISK_ONLY
+    assert _disk_bytes_of_cache(spark, on_disk) > 5 * compressed > 0
+    with pytest.raises(RuntimeError), session_conf(spark, {CACHE_COMPRESSED: "false"}):
+        assert spark.conf.get(CACHE_COMPRESSED) == "false"
         raise RuntimeError("a failed stage")
     assert spark.conf.get(CACHE_COMPRESSED) == before
     assert _disk_bytes_of_cache(spark, frame.persist(StorageLevel.DISK_ONLY)) == compressed
