@@ -8,6 +8,8 @@ transforms are in :mod:`transforms.consent`; this module only reads and raises.
 
 from __future__ import annotations
 
+from functools import reduce
+
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -58,6 +60,9 @@ def drop_opted_out_daily(ctx: Context, frames: dict[str, DataFrame]
     returned frame when the frames are no longer needed).
     """
     ids = opted_out_daily_ids(ctx).select("daily_id").persist(StorageLevel.MEMORY_AND_DISK)
-    excluded = {table: df.join(F.broadcast(ids), on="daily_id", how="left_semi").count()
-                for table, df in frames.items()}
+    excluded = dict.fromkeys(frames, 0)
+    listed = [df.join(F.broadcast(ids), on="daily_id", how="left_semi").select(F.lit(table).alias("table"))
+              for table, df in frames.items()]
+    for r in reduce(DataFrame.unionByName, listed).groupBy("table").count().collect():  # one query for both tables
+        excluded[r["table"]] = r["count"]
     return {table: drop_listed(df, ids=ids, on="daily_id") for table, df in frames.items()}, excluded, ids

@@ -208,6 +208,101 @@ def test_audit_finds_small_rows_mixed_resolutions_and_broken_sums(spark):
         audit_release(None, None, None, K)
 
 
+def audit_reference(footfall: list, presence: list, od: list, k: int, labels: int) -> list[tuple]:
+    """The audit's findings in plain Python, straight from its definition (``audit_release``'s docstring).
+
+    Rows are tuples in the contracts' column order (footfall ``date, window_start, h3_cell,
+    h3_resolution, age_band, gender, visitors``; presence ``date, window_start, h3_cell,
+    h3_resolution, visitors``; od ``date, window_start, origin_h3, destination_h3,
+    h3_resolution, age_band, gender, trips``). Null keys never match (SQL joins); a null
+    key is still a group of its own (SQL GROUP BY).
+    """
+    out = []
+    below = {"footfall": (footfall, lambda r: r[2], 6), "presence": (presence, lambda r: r[2], 4),
+             "od_flows": (od, lambda r: f"{r[2]}>{r[3]}", 7)}
+    for name, (rows, cell, value) in below.items():
+        out += [(f"below_k:{name}", r[0], r[1], cell(r), r[value]) for r in rows
+                if r[value] is not None and r[value] < k]
+        by_date: dict = {}
+        for r in rows:
+            by_date.setdefault(r[0], set()).add(r[4] if name == "od_flows" else r[3])
+        out += [(f"multiple_resolutions:{name}", d, None, None, len(res - {None}))
+                for d, res in by_date.items() if len(res - {None}) > 1]
+    sums: dict = {}
+    for r in footfall:
+        s = sums.setdefault(r[:3], [None, 0])
+        s[0] = r[6] if s[0] is None else s[0] + (r[6] or 0)
+        s[1] += 1
+    presence_keys = {r[:3] for r in presence if None not in r[:3]}
+    for r in presence:
+        match = sums.get(r[:3]) if None not in r[:3] else None
+        rem = None if r[4] is None else r[4] - ((match[0] if match else None) or 0)
+        if rem is None:
+            continue
+        if 0 < rem < k:
+            out.append(("derivable_remainder", *r[:3], rem))
+        if rem < 0:
+            out.append(("negative_remainder", *r[:3], rem))
+        if match and rem > 0 and rem >= (labels - match[1]) * (k - 1):
+            out.append(("pinned_remainder", *r[:3], rem))
+    out += [("footfall_without_presence", *key, s[0]) for key, s in sums.items()
+            if None in key or key not in presence_keys]
+
+    def resolutions(rows, col):  # per date (a null date too): min and max, nulls ignored as in SQL
+        seen: dict = {}
+        for r in rows:
+            seen.setdefault(r[0], []).extend([] if r[col] is None else [r[col]])
+        return {d: (min(v), max(v)) if v else (None, None) for d, v in seen.items()}
+
+    res_f, res_p = resolutions(footfall, 3), resolutions(presence, 3)
+    for d in res_f.keys() & res_p.keys():
+        (rf, xf), (rp, xp) = res_f[d], res_p[d]
+        if d is not None and None not in (rf, rp, xf, xp) and (rf != rp or xf != xp):
+            out.append(("resolution_mismatch", d, None, None, rp))
+    return out
+
+
+def test_audit_equals_its_definition_on_many_random_small_releases(spark):
+    """600 random small releases (one date each, so one Spark query checks them all): every finding the
+    audit reports, and no other, is the one its definition gives. Includes duplicate and missing
+    cell-windows, two resolutions, null keys and values, footfall without presence and the reverse."""
+    rng = random.Random(20261202)
+    k, labels = 5, 6
+    footfall, presence, od = [], [], []
+
+    def maybe_null(value, p=0.03):
+        return None if rng.random() < p else value
+
+    for case in range(600):
+        d = D + dt.timedelta(days=case)
+        windows = [dt.datetime.combine(d, dt.time(h)) for h in (8, 9)]
+        for _ in range(rng.randint(1, 4)):
+            key = (maybe_null(d, 0.01), maybe_null(rng.choice(windows)), maybe_null(rng.choice("abc")))
+            res = rng.choice([8, 8, 8, 8, 7]) if rng.random() > 0.02 else None
+            groups = [maybe_null(rng.choice([1, 2, 3, 4, 5, 6, 9, 14])) for _ in range(rng.randint(0, 4))]
+            for g, n in enumerate(groups):
+                footfall.append((*key, res, AGES[g], "male", n))
+            if rng.random() < 0.85:
+                total = sum(n or 0 for n in groups) + rng.choice([0, 0, 0, 1, 3, 4, 8, -2])
+                presence.append((*key, rng.choice([8, 8, 8, 7]), maybe_null(max(total, 0))))
+        for _ in range(rng.randint(0, 2)):
+            od.append((d, windows[0], rng.choice("ab"), rng.choice("cd"), rng.choice([7, 7, 6]), "25-34", "male",
+                       maybe_null(rng.randint(1, 9))))
+    f = spark.createDataFrame(footfall, "date date, window_start timestamp, h3_cell string, h3_resolution int, "
+                                        "age_band string, gender string, visitors long")
+    p = spark.createDataFrame(presence, "date date, window_start timestamp, h3_cell string, h3_resolution int, "
+                                        "visitors long")
+    o = spark.createDataFrame(od, "date date, window_start timestamp, origin_h3 string, destination_h3 string, "
+                                  "h3_resolution int, age_band string, gender string, trips long")
+    found = sorted(map(tuple, audit_release(f, p, o, k, labels=labels).collect()), key=repr)
+    expected = sorted(audit_reference(footfall, presence, od, k, labels), key=repr)
+    assert found == expected
+    kinds = {f[0] for f in expected}  # the sample reaches every kind of finding
+    assert kinds == {"below_k:footfall", "below_k:presence", "below_k:od_flows", "multiple_resolutions:footfall",
+                     "multiple_resolutions:presence", "multiple_resolutions:od_flows", "derivable_remainder",
+                     "negative_remainder", "pinned_remainder", "footfall_without_presence", "resolution_mismatch"}
+
+
 # --- the jobs, end to end on a hand-built day ----------------------------------------------------
 
 @pytest.mark.e2e

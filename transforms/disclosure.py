@@ -136,40 +136,48 @@ def audit_release(footfall: DataFrame | None, presence: DataFrame | None, od_flo
     """
     if footfall is None and presence is None and od_flows is None:
         raise ValueError("audit_release needs at least one table")
+    # Few shuffles, one Spark job per query stage: one aggregation per table and date (its
+    # resolutions), one of footfall per cell-window (sum and count) and one full outer join
+    # with presence, from which every cell-window check is read.
     k = F.lit(k_min)
     parts: list[DataFrame] = []
     tables = {"footfall": (footfall, "h3_cell", "visitors"), "presence": (presence, "h3_cell", "visitors"),
               "od_flows": (od_flows, "_od_cell", "trips")}
+    resolutions: dict[str, DataFrame] = {}
     for name, (df, cell, value) in tables.items():
         if df is None:
             continue
         if name == "od_flows":
             df = df.withColumn("_od_cell", F.concat_ws(">", "origin_h3", "destination_h3"))
         parts.append(_finding(df.filter(F.col(value) < k), f"below_k:{name}", cell=cell, value=value))
-        resolutions = df.groupBy("date").agg(F.count_distinct("h3_resolution").alias("n"))
-        parts.append(_finding(resolutions.filter(F.col("n") > 1), f"multiple_resolutions:{name}", cell=None,
-                              value="n"))
+        # collect_set: the distinct resolutions in one aggregation (count_distinct adds a second shuffle)
+        resolutions[name] = df.groupBy("date").agg(F.size(F.collect_set("h3_resolution")).alias("n"),
+                                                   F.min("h3_resolution").alias("lo"),
+                                                   F.max("h3_resolution").alias("hi"))
+        parts.append(_finding(resolutions[name].filter(F.col("n") > 1), f"multiple_resolutions:{name}",
+                              cell=None, value="n"))
     if footfall is not None and presence is not None:
-        sums = footfall.groupBy(*CELL_WINDOW).agg(F.sum("visitors").alias("_released"))
-        remainder = (
-            presence.select(*CELL_WINDOW, "visitors")
-            .join(sums, on=list(CELL_WINDOW), how="left")
-            .select(*CELL_WINDOW, (F.col("visitors") - F.coalesce(F.col("_released"), F.lit(0))).alias("r"))
-        )
+        sums = footfall.groupBy(*CELL_WINDOW).agg(F.sum("visitors").alias("_released"),
+                                                  F.count(F.lit(1)).alias("_n"))
+        # Null keys match nothing, as in the left and anti joins this stands for.
+        both = (presence.select(*CELL_WINDOW, "visitors", F.lit(True).alias("_presence"))
+                .join(sums, on=list(CELL_WINDOW), how="full_outer"))
+        in_presence = F.col("_presence").isNotNull()
+        remainder = both.filter(in_presence).withColumn(
+            "r", F.col("visitors") - F.coalesce(F.col("_released"), F.lit(0)))
         parts.append(_finding(remainder.filter((F.col("r") > 0) & (F.col("r") < k)), "derivable_remainder",
                               cell="h3_cell", value="r"))
         parts.append(_finding(remainder.filter(F.col("r") < 0), "negative_remainder", cell="h3_cell", value="r"))
-        if labels is not None:  # every missing label pinned at k_min - 1
-            counts = footfall.groupBy(*CELL_WINDOW).agg(F.count(F.lit(1)).alias("_n"))
-            pinned = remainder.join(counts, on=list(CELL_WINDOW), how="inner").filter(
-                (F.col("r") > 0) & (F.col("r") >= (F.lit(labels) - F.col("_n")) * F.lit(k_min - 1)))
+        if labels is not None:  # every missing label pinned at k_min - 1 (cell-windows with footfall rows)
+            pinned = remainder.filter(F.col("_n").isNotNull() & (F.col("r") > 0)
+                                      & (F.col("r") >= (F.lit(labels) - F.col("_n")) * F.lit(k_min - 1)))
             parts.append(_finding(pinned, "pinned_remainder", cell="h3_cell", value="r"))
-        orphans = sums.join(presence.select(*CELL_WINDOW), on=list(CELL_WINDOW), how="left_anti")
+        orphans = both.filter(~in_presence & F.col("_n").isNotNull())
         parts.append(_finding(orphans, "footfall_without_presence", cell="h3_cell", value="_released"))
-        res_f = footfall.groupBy("date").agg(F.min("h3_resolution").alias("rf"), F.max("h3_resolution").alias("xf"))
-        res_p = presence.groupBy("date").agg(F.min("h3_resolution").alias("rp"), F.max("h3_resolution").alias("xp"))
-        mismatch = res_f.join(res_p, on="date", how="inner").filter(
-            (F.col("rf") != F.col("rp")) | (F.col("xf") != F.col("xp")))
+        mismatch = (resolutions["footfall"].select("date", F.col("lo").alias("rf"), F.col("hi").alias("xf"))
+                    .join(resolutions["presence"].select("date", F.col("lo").alias("rp"), F.col("hi").alias("xp")),
+                          on="date", how="inner")
+                    .filter((F.col("rf") != F.col("rp")) | (F.col("xf") != F.col("xp"))))
         parts.append(_finding(mismatch, "resolution_mismatch", cell=None, value="rp"))
     findings = parts[0]
     for part in parts[1:]:
