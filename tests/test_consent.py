@@ -65,11 +65,13 @@ def msisdn_spellings() -> list[str]:
     Prefixes include the international ones (``+``, ``00``), doubled and national ones;
     numbers are 7-16 digits starting with 1-9 or with 0; blanks and endings cover every
     kind of :data:`contract.vocabulary.BLANKS` (ASCII, no-break, narrow, line separators),
-    a letter and a hyphen.
+    a letter, a hyphen, a decimal point, a control character and non-ASCII digits (Arabic-Indic,
+    full-width), which a number parser may accept but the rule must not.
     """
     prefixes = ["", "+", "00", "+ ", " 0 0", "0", "++", "+00", "000", "\u202f+", "-"]
-    blanks = [" ", "\t", "\u00a0", "\u202f", "\u2009", "\u2028", "\u3000", "\x85", "\n", "-", "x", ""]
-    endings = ["", " ", "\n", "\u2028", "\u2029", "\x85", "\r\n", "x", "\u00a0", "0"]
+    blanks = [" ", "\t", "\u00a0", "\u202f", "\u2009", "\u2028", "\u3000", "\x85", "\n", "-", "x", "",
+              "\u0664", "\uff14", "."]
+    endings = ["", " ", "\n", "\u2028", "\u2029", "\x85", "\r\n", "x", "\u00a0", "0", ".0", "\x01"]
     out = []
     for first in "41" + "0":
         for n in range(7, 17):
@@ -82,7 +84,7 @@ def msisdn_spellings() -> list[str]:
 
 
 def test_canonical_msisdn_is_the_portals_rule_for_every_spelling(spark):
-    """One rule for the pipeline (Spark) and the portal (Python), checked on 39,600 spellings: every
+    """One rule for the pipeline (Spark) and the portal (Python), checked on 59,400 spellings: every
     combination of prefix, length, inner blank and ending (:func:`msisdn_spellings`). An opt-out typed
     into the portal must match the events however the network wrote the number."""
     from portal.msisdn import normalize_msisdn
