@@ -136,7 +136,7 @@ def audit_release(footfall: DataFrame | None, presence: DataFrame | None, od_flo
     """
     if footfall is None and presence is None and od_flows is None:
         raise ValueError("audit_release needs at least one table")
-    # Few shuffles, one Spark job per query stage: one aggregation per table and date (its
+    # Few shuffles (each is a Spark job of its own): one aggregation per table and date (its
     # resolutions), one of footfall per cell-window (sum and count) and one full outer join
     # with presence, from which every cell-window check is read.
     k = F.lit(k_min)
@@ -172,7 +172,7 @@ def audit_release(footfall: DataFrame | None, presence: DataFrame | None, od_flo
             pinned = remainder.filter(F.col("_n").isNotNull() & (F.col("r") > 0)
                                       & (F.col("r") >= (F.lit(labels) - F.col("_n")) * F.lit(k_min - 1)))
             parts.append(_finding(pinned, "pinned_remainder", cell="h3_cell", value="r"))
-        orphans = both.filter(~in_presence & F.col("_n").isNotNull())
+        orphans = both.filter(~in_presence)  # rows only the footfall side holds
         parts.append(_finding(orphans, "footfall_without_presence", cell="h3_cell", value="_released"))
         mismatch = (resolutions["footfall"].select("date", F.col("lo").alias("rf"), F.col("hi").alias("xf"))
                     .join(resolutions["presence"].select("date", F.col("lo").alias("rp"), F.col("hi").alias("xp")),
