@@ -20,6 +20,18 @@ def count_if(cond: Column) -> Column:
     return F.count_if(cond)
 
 
+def content_digest(columns: list[str]) -> Column:
+    """Aggregate: an order-independent digest of a frame's rows over ``columns``, as a decimal string.
+
+    The sum of the first 60 bits of each row's SHA-256 over its JSON (columns in name
+    order): equal frames give equal digests whatever their order or file layout. The
+    release ledger records it in hex (``mobility.ledger.fingerprint``); release profiles
+    compute it in their own aggregation (``expectations.common.digest_check``).
+    """
+    row_hash = F.conv(F.substring(F.sha2(F.to_json(F.struct(*sorted(columns))), 256), 1, 15), 16, 10)
+    return F.coalesce(F.sum(row_hash.cast("decimal(38,0)")), F.lit(0).cast("decimal(38,0)")).cast("string")
+
+
 def is_hex64(col: str) -> Column:
     """64 lowercase hex characters (an HMAC-SHA256 pseudonym); null is not."""
     return F.coalesce(F.col(col).rlike(HEX64), F.lit(False))

@@ -28,7 +28,7 @@ import great_expectations.expectations as gxe
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from contract.columns import count_if, is_h3_at, is_hex64, is_window_aligned
+from contract.columns import content_digest, count_if, is_h3_at, is_hex64, is_window_aligned
 from contract.vocabulary import GENDERS, IDENTIFIER_NAMES, age_bands
 from mobility.config import Config
 
@@ -277,6 +277,17 @@ def output_expectations(p: SuiteParams, *, hex_ids: Iterable[str] = (), h3: dict
     else:  # still observed: the write's Delta commit must hold exactly this many rows
         out.append(at_least("rows", 0, "rows audited (reconciled with the Delta commit that publishes them)"))
     return out
+
+
+# Profile column of a release table: its content digest (``contract.columns.content_digest``), which
+# the publisher records in the release ledger. Not a check: computed in the profile's aggregation so
+# that the ledger's digest costs no query of its own.
+DIGEST = "content_digest"
+
+
+def digest_check(df: DataFrame) -> Column:
+    """The :data:`DIGEST` profile column of ``df`` (the frame the publisher writes)."""
+    return content_digest(df.columns).alias(DIGEST)
 
 
 def release_checks(p: SuiteParams, *, count: str, resolution: int) -> list[Column]:

@@ -7,6 +7,7 @@ from pyspark.sql import DataFrame
 
 from expectations.common import (
     SuiteParams,
+    digest_check,
     make_suite,
     no_identifier_columns,
     output_checks,
@@ -31,7 +32,7 @@ def _checks(p: SuiteParams) -> dict:
 def profile(df: DataFrame, p: SuiteParams) -> DataFrame:
     """One row: the output checks, the smallest flow, the resolutions."""
     return df.agg(*output_checks(df, p, keys=KEYS, **_checks(p)),
-                  *release_checks(p, count="trips", resolution=p.od_h3_resolution))
+                  *release_checks(p, count="trips", resolution=p.od_h3_resolution), digest_check(df))
 
 
 def build_suite(p: SuiteParams) -> gx.ExpectationSuite:

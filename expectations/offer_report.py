@@ -9,6 +9,7 @@ from pyspark.sql import functions as F
 from expectations.common import (
     SuiteParams,
     at_least,
+    digest_check,
     make_suite,
     no_identifier_columns,
     output_checks,
@@ -27,7 +28,7 @@ def profile(df: DataFrame, p: SuiteParams) -> DataFrame:
     """One row: the output checks (every string column scanned for identifiers) and the smallest group."""
     # An empty report has no group below k: its minimum counts as k_min, not as a failing null.
     return df.agg(*output_checks(df, p, keys=KEYS, window="window_start"),
-                  F.coalesce(F.min("notified"), F.lit(p.k_min)).alias("min_notified"))
+                  F.coalesce(F.min("notified"), F.lit(p.k_min)).alias("min_notified"), digest_check(df))
 
 
 def build_suite(p: SuiteParams) -> gx.ExpectationSuite:

@@ -9,6 +9,7 @@ from pyspark.sql import functions as F
 from contract.columns import count_if
 from expectations.common import (
     SuiteParams,
+    digest_check,
     make_suite,
     no_identifier_columns,
     none_bad,
@@ -34,7 +35,7 @@ def profile(df: DataFrame, p: SuiteParams) -> DataFrame:
     """One row: the output checks, the smallest group, non-positive estimates, the resolutions."""
     return df.agg(*output_checks(df, p, keys=KEYS, demographics=False, **_checks(p)),
                   *release_checks(p, count="visitors", resolution=p.h3_resolution),
-                  count_if(~(F.col("population_estimate") > 0)).alias("non_positive_estimates"))
+                  count_if(~(F.col("population_estimate") > 0)).alias("non_positive_estimates"), digest_check(df))
 
 
 def build_suite(p: SuiteParams) -> gx.ExpectationSuite:

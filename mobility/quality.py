@@ -25,7 +25,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 from contract.errors import ValidationError
 from expectations import INPUT_TABLES, suite_module
-from expectations.common import SuiteParams, ge_context, make_suite
+from expectations.common import DIGEST, SuiteParams, ge_context, make_suite
 from mobility import progress
 from mobility.config import Config
 from mobility.quality_report import write_report
@@ -43,6 +43,9 @@ class TableResult:
     seconds: float
     validated_at: str = field(default_factory=lambda: dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
     timings: dict[str, float] = field(default_factory=dict)
+    # A release table's content digest from its profile (expectations.common.DIGEST), for the
+    # release ledger; None for other tables. Not part of the quality report.
+    digest: str | None = None
 
     def observed(self, column: str) -> Any:
         """The observed value of the first profile expectation on ``column`` (e.g. ``rows``)."""
@@ -112,6 +115,7 @@ def run_suite(table: str, df: DataFrame, p: SuiteParams, *, stage: str,
     schema = [e for e in suite.expectations if (e.meta or {}).get("on") == "schema"]
     content = [e for e in suite.expectations if (e.meta or {}).get("on") != "schema"]
     empty = df.limit(0)
+    digest = None
     try:
         results = _validate(f"{table}.schema", schema, empty)
     finally:
@@ -122,13 +126,16 @@ def run_suite(table: str, df: DataFrame, p: SuiteParams, *, stage: str,
         # surfaces as raised. GE then validates those few rows as pandas, with no Spark job of its
         # own (on a Spark frame it ran several per suite).
         rows = profile() if profile is not None else mod.profile(df, p, **refs).toPandas()
+        if DIGEST in rows.columns and len(rows) == 1:
+            digest = format(int(rows[DIGEST].iloc[0]), "x")
+            rows = rows.drop(columns=[DIGEST])
         results += _validate(table, content, rows)
     else:  # the profile needs the contracted columns; say what was not checked
         results += [{"expectation": e.expectation_type, "kwargs": {"column": getattr(e, "column", None)},
                      "check": e.meta.get("check", ""), "on": "profile", "success": False,
                      "observed": "not run: the schema check failed"} for e in content]
     return TableResult(table=table, date=p.date.isoformat(), stage=stage, success=all(r["success"] for r in results),
-                       expectations=results, seconds=round(time.perf_counter() - t0, 3))
+                       expectations=results, seconds=round(time.perf_counter() - t0, 3), digest=digest)
 
 
 def raise_failed(results: list[TableResult], what: str) -> None:

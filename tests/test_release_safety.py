@@ -27,7 +27,7 @@ from contract.schemas import CELLS, NETWORK_EVENTS, PRIVACY_PREFERENCES, SUBSCRI
 from jobs import aggregate, anonymize, pipeline, pseudonymize
 from mobility.config import load_config
 from mobility.io import table_path
-from mobility.ledger import read_ledger, read_pinned
+from mobility.ledger import fingerprint, read_ledger, read_pinned
 from mobility.release import read_release
 from tests.conftest import ROOT, write_conf
 
@@ -138,6 +138,8 @@ def test_first_release_and_its_ledger(spark, lake, first):
     for r in ledger:  # the version the ledger names holds exactly the release (D2 was released after it)
         at = spark.read.format("delta").option("versionAsOf", r["version"]).load(table_path(cfg.lake, r["table_name"]))
         assert at.filter(F.col("date") == F.lit(D)).count() == r["rows"]
+        # the digest (from the release profile) is the definition's, over the rows as read back
+        assert fingerprint(at.filter(F.col("date") == F.lit(D))) == (r["rows"], r["digest"]), r["table_name"]
         assert r["version"] < version(spark, cfg, r["table_name"]) or r["table_name"] == "od_flows"
 
 
