@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import functools
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -37,6 +38,7 @@ from mobility.config import Config
 # part of a longer alphanumeric token (a digit run inside a hex hash or an H3 cell is
 # next to a hex letter) and not the fraction of a decimal number.
 IDENTIFIER_SHAPED = r"(?<![0-9A-Za-z._-])\+?[0-9]{8,16}(?![0-9A-Za-z])"
+_SHAPED = re.compile(IDENTIFIER_SHAPED)  # Python's re reads this pattern as Java's regex does (Spark's rlike)
 MAX_AGE_YEARS = 120
 
 
@@ -108,25 +110,28 @@ def any_null(*cols: str) -> Column:
     return cond
 
 
-def identifier_shaped(*cols: str, hex_ids: Iterable[str] = ()) -> Column:
+def identifier_shaped(*cols: str, hex_ids: Iterable[str] = (),
+                      vocabularies: dict[str, Iterable[str]] | None = None) -> Column:
     """True when any string column holds something shaped like an MSISDN/IMSI/IMEI.
 
-    A well-formed 64-hex pseudonym cannot match (every digit run in it touches a hex
-    letter or another digit), so the costlier search is skipped for those values.
+    The costlier search is skipped for values that provably cannot match: a well-formed
+    64-hex pseudonym in a ``hex_ids`` column (every digit run in it touches a hex letter
+    or another digit), and a term of the column's closed vocabulary (``vocabularies``,
+    e.g. the age bands, genders or event types) that does not match itself. Any other
+    value, and any term that would match, is searched. The skip changes no answer, only
+    how many rows the regular expression reads (about 20 % of a 4 M-event profile).
     """
+    vocabularies = vocabularies or {}
     cond = F.lit(False)
     for c in cols:
         shaped = F.coalesce(F.col(c).rlike(IDENTIFIER_SHAPED), F.lit(False))
         if c in hex_ids:
             shaped = F.when(is_hex64(c), F.lit(False)).otherwise(shaped)
+        terms = sorted({v for v in vocabularies.get(c, ()) if isinstance(v, str) and not _SHAPED.search(v)})
+        if terms:
+            shaped = F.when(F.col(c).isin(*terms), F.lit(False)).otherwise(shaped)
         cond = cond | shaped
     return cond
-
-
-
-
-
-
 
 
 def on_date(col: str, date: dt.date) -> Column:
@@ -231,16 +236,22 @@ def make_suite(name: str, expectations: Iterable[gxe.Expectation]) -> gx.Expecta
 
 def output_checks(df: DataFrame, p: SuiteParams, *, keys: Iterable[str], hex_ids: Iterable[str] = (),
                   h3: dict[str, int] | None = None, window: str | None = None,
-                  demographics: bool = True) -> list[Column]:
+                  demographics: bool = True, vocabularies: dict[str, Iterable[str]] | None = None) -> list[Column]:
     """Aggregates every output profile shares: rows, wrong date, null keys, identifier-shaped
-    values in any string column, malformed pseudonyms, H3 cells, windows."""
+    values in any string column, malformed pseudonyms, H3 cells, windows.
+
+    ``vocabularies`` names columns with a closed set of values (the age bands and genders
+    are added when ``demographics``): :func:`identifier_shaped` skips those values.
+    """
     strings = [f.name for f in df.schema.fields if f.dataType.simpleString() == "string"]
     hex_ids = tuple(hex_ids)
+    vocabularies = {**({"age_band": p.age_bands, "gender": GENDERS} if demographics else {}), **(vocabularies or {})}
     aggs = [
         F.count(F.lit(1)).alias("rows"),
         count_if(F.col("date") != F.lit(p.date)).alias("rows_off_date"),
         count_if(any_null(*keys)).alias("null_key_rows"),
-        count_if(identifier_shaped(*strings, hex_ids=hex_ids)).alias("identifier_shaped_values"),
+        count_if(identifier_shaped(*strings, hex_ids=hex_ids, vocabularies=vocabularies))
+        .alias("identifier_shaped_values"),
     ]
     for c in hex_ids:
         aggs.append(count_if(~is_hex64(c)).alias(f"malformed_{c}"))

@@ -29,7 +29,7 @@ no_identifier_columns(COLUMNS)
 
 def profile(df: DataFrame, p: SuiteParams) -> DataFrame:
     """One row: the output checks, events off the date, unknown event types."""
-    return df.agg(*output_checks(df, p, keys=KEYS, hex_ids=("pseudo_id",)),
+    return df.agg(*output_checks(df, p, keys=KEYS, hex_ids=("pseudo_id",), vocabularies={"event_type": EVENT_TYPES}),
                   count_if(~on_date("event_ts", p.date)).alias("event_ts_off_date"),
                   not_in_set("event_type", EVENT_TYPES))
 

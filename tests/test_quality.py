@@ -198,6 +198,36 @@ def test_anonymized_suites_pass_on_good_rows_and_fail_on_each_class(spark, param
         "expect_column_max_to_be_between:invalid_origin_h3"}
 
 
+def test_vocabulary_skip_never_changes_the_identifier_check(spark, params):
+    """Skipping a column's vocabulary terms must give the full search's answer on every value.
+
+    The values: every term of the vocabularies the output suites pass (age bands for the
+    test's edges and for a wide set of edges, genders, event types), each with a prefix
+    and a suffix, identifier-shaped strings, nulls, and a vocabulary of our own whose
+    terms include identifier-shaped ones (which must still be found).
+    """
+    import itertools
+
+    from contract.vocabulary import EVENT_TYPES, GENDERS, age_bands
+    from expectations.common import identifier_shaped
+
+    shaped_terms = ("+4917012345678", "262011234567890", "x 12345678", "1234567")
+    vocab = {"age_band": (*params.age_bands, *age_bands((1, 10, 100, 1000))), "gender": GENDERS,
+             "event_type": EVENT_TYPES, "other": shaped_terms + ("code-1", "")}
+    terms = sorted({t for ts in vocab.values() for t in ts})
+    affixes = ("", " ", "0", "+", "12345678", "a", ".")
+    values = [None, *{a + t + b for t in terms for a, b in itertools.product(affixes, repeat=2)}]
+    df = spark.createDataFrame([(v,) * len(vocab) for v in values], ", ".join(f"{c} string" for c in vocab))
+    for col, words in vocab.items():
+        rows = df.select(F.col(col).alias("v"), identifier_shaped(col).alias("full"),
+                         identifier_shaped(col, vocabularies={col: words}).alias("skip")).collect()
+        differ = [r["v"] for r in rows if r["full"] != r["skip"]]
+        assert not differ, (col, differ[:5])
+        found = {r["v"] for r in rows if r["skip"]}
+        assert found >= {"+4917012345678", "262011234567890", "x 12345678"}, col  # still found with the skip
+    assert len(values) > 1000
+
+
 def test_release_suites_enforce_k_and_resolution(spark, params):
     od_good = [(DATE, WIN, H3_7, H3_7, 7, "18-24", "unknown", 15)]
     assert run("od_flows", frame(spark, "od_flows", od_good), params).success
