@@ -213,7 +213,7 @@ def test_vocabulary_skip_never_changes_the_identifier_check(spark, params):
 
     shaped_terms = ("+4917012345678", "262011234567890", "x 12345678", "1234567")
     vocab = {"age_band": (*params.age_bands, *age_bands((1, 10, 100, 1000))), "gender": GENDERS,
-             "event_type": EVENT_TYPES, "other": shaped_terms + ("code-1", "")}
+             "event_type": EVENT_TYPES, "other": (*shaped_terms, "code-1", "")}
     terms = sorted({t for ts in vocab.values() for t in ts})
     affixes = ("", " ", "0", "+", "12345678", "a", ".")
     values = [None, *{a + t + b for t in terms for a, b in itertools.product(affixes, repeat=2)}]
