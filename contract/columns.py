@@ -25,11 +25,16 @@ def content_digest(columns: list[str]) -> Column:
 
     The sum of the first 60 bits of each row's SHA-256 over its JSON (columns in name
     order): equal frames give equal digests whatever their order or file layout. The
-    release ledger records it in hex (``mobility.ledger.fingerprint``); release profiles
+    release ledger records it in hex (:func:`digest_hex`, ``mobility.ledger.fingerprint``); release profiles
     compute it in their own aggregation (``expectations.common.digest_check``).
     """
     row_hash = F.conv(F.substring(F.sha2(F.to_json(F.struct(*sorted(columns))), 256), 1, 15), 16, 10)
     return F.coalesce(F.sum(row_hash.cast("decimal(38,0)")), F.lit(0).cast("decimal(38,0)")).cast("string")
+
+
+def digest_hex(value: str) -> str:
+    """A :func:`content_digest` value (a decimal string) in the release ledger's form: lowercase hex."""
+    return format(int(value), "x")
 
 
 def is_hex64(col: str) -> Column:

@@ -31,7 +31,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from contract.columns import content_digest
+from contract.columns import content_digest, digest_hex
 from contract.errors import InputError
 from contract.vocabulary import DP_MECHANISM, DP_SUPPRESSION
 from mobility.config import Config, LakeConfig
@@ -371,15 +371,10 @@ def read_pinned(spark: SparkSession, lake: LakeConfig, table: str, date: dt.date
 def fingerprint(df: DataFrame) -> tuple[int, str]:
     """Rows and an order-independent content digest of a frame (one aggregation).
 
-    The digest is :func:`contract.columns.content_digest` as hex: the sum of the first 60
+    The digest is :func:`contract.columns.content_digest` as hex (``digest_hex``): the sum of the first 60
     bits of each row's SHA-256 over its JSON. Equal frames give equal digests whatever
     their order or file layout.
     """
     r = df.agg(F.count(F.lit(1)).alias("n"), content_digest(df.columns).alias("s")).first()
-    return int(r["n"]), hex_digest(r["s"])
-
-
-def hex_digest(decimal: str) -> str:
-    """The ledger's form of a :func:`contract.columns.content_digest` value."""
-    return format(int(decimal), "x")
+    return int(r["n"]), digest_hex(r["s"])
 

@@ -23,6 +23,7 @@ from typing import Any
 import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 
+from contract.columns import digest_hex
 from contract.errors import ValidationError
 from expectations import INPUT_TABLES, suite_module
 from expectations.common import DIGEST, SuiteParams, ge_context, make_suite
@@ -127,7 +128,7 @@ def run_suite(table: str, df: DataFrame, p: SuiteParams, *, stage: str,
         # own (on a Spark frame it ran several per suite).
         rows = profile() if profile is not None else mod.profile(df, p, **refs).toPandas()
         if DIGEST in rows.columns and len(rows) == 1:
-            digest = format(int(rows[DIGEST].iloc[0]), "x")
+            digest = digest_hex(rows[DIGEST].iloc[0])
             rows = rows.drop(columns=[DIGEST])
         results += _validate(table, content, rows)
     else:  # the profile needs the contracted columns; say what was not checked
