@@ -110,17 +110,6 @@ def undo(spark: SparkSession, path: str, before: int | None, *, date: dt.date) -
 Writer = Callable[..., None]  # (df, path, *, date) -> None
 
 
-def release_digest(table: str, df: DataFrame, result: TableResult) -> str | None:
-    """The content digest the ledger records for a release table (None for others).
-
-    Release profiles compute it in their own aggregation (``expectations.common.digest_check``),
-    over the frame that was audited and written; a profile without it costs a query here.
-    """
-    if table not in INSIGHTS_TABLES:
-        return None
-    return result.digest if result.digest is not None else ledger.fingerprint(df)[1]
-
-
 def table_properties_for(cfg: Config, table: str) -> dict[str, str]:
     """The Delta properties a table is created with (and kept at): lifecycle, no column statistics."""
     return release_properties(cfg.retention) if table in INSIGHTS_TABLES else curated_properties(cfg.retention)
@@ -179,7 +168,8 @@ class DeltaPublisher:
                 ledger.append(spark, cfg.lake, zone, [
                     {"run_id": run_id, "job": job, "event": "published", "date": date, "table_name": table,
                      "version": versions[table], "rows": int(r.observed("rows")),
-                     "digest": release_digest(table, df, r),
+                     # from the release profile's own aggregation (expectations.common.digest_check)
+                     "digest": r.digest if table in INSIGHTS_TABLES else None,
                      **dataclasses.asdict(policy)}
                     for (table, df, _), r in zip(frames, results, strict=True)])
                 publication.run_id, publication.versions = run_id, versions

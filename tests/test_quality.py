@@ -228,6 +228,28 @@ def test_vocabulary_skip_never_changes_the_identifier_check(spark, params):
     assert len(values) > 1000
 
 
+def test_every_release_profile_carries_the_ledger_digest(spark, params):
+    """The publisher records each release table's digest from its profile: every release suite must compute it,
+    equal to the ledger's definition (``mobility.ledger.fingerprint``), and keep it out of the report."""
+    from expectations import suite_module
+    from expectations.common import DIGEST
+    from mobility.io import INSIGHTS_TABLES
+    from mobility.ledger import fingerprint
+    from mobility.quality import run_suite
+
+    rows = {"footfall": [(DATE, WIN, H3_8, 8, "25-34", "female", 20)], "presence": [(DATE, WIN, H3_8, 8, 20, 66.0)],
+            "od_flows": [(DATE, WIN, H3_7, H3_7, 7, "18-24", "unknown", 15)],
+            "offer_report": [(DATE, "spring-sale", WIN, "25-34", "female", 20)]}
+    assert set(rows) == set(INSIGHTS_TABLES)
+    for table in INSIGHTS_TABLES:
+        for data in (rows[table], []):
+            df = frame(spark, table, data)
+            assert DIGEST in suite_module(table).profile(df, params).columns, table
+            result = run_suite(table, df, params, stage="output")
+            assert result.success and result.digest == fingerprint(df)[1], (table, result.digest)
+            assert all(e["kwargs"].get("column") != DIGEST for e in result.expectations), table
+
+
 def test_release_suites_enforce_k_and_resolution(spark, params):
     od_good = [(DATE, WIN, H3_7, H3_7, 7, "18-24", "unknown", 15)]
     assert run("od_flows", frame(spark, "od_flows", od_good), params).success
