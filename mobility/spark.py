@@ -64,6 +64,17 @@ LOCAL_DEFAULTS: dict[str, str] = {
     "spark.sql.sources.parallelPartitionDiscovery.parallelism": "8",
 }
 
+# Local mode's garbage collector (the driver JVM, which also runs the executors' tasks):
+# the throughput collector rather than the JVM's default, G1. On 2 cores G1's concurrent
+# threads and write barriers compete with the tasks: side by side on the benchmark lake
+# (same keys and run time, released tables identical) the pipeline took 109-114 s with G1
+# and 86-95 s with this at 1 M events, 162 s against 131 s at 4 M; the floor (one scan, one
+# write) was the same with either (benchmarks/README.md). A GC chosen in the session's own
+# `spark.driver.extraJavaOptions` wins (the JVM refuses two). Under spark-submit the submit
+# command owns the JVMs' options (docs/deploy.md).
+LOCAL_GC = "-XX:+UseParallelGC"
+_GC_CHOICE = re.compile(r"-XX:\+Use\w+GC\b")
+
 
 REPO = Path(__file__).resolve().parents[1]
 # `make setup` (mobility.jars) copies the Delta jars here; git-ignored.
@@ -192,6 +203,13 @@ def logging_options(log_file: str | Path, *, verbose: bool = False) -> str:
     return f"-Dlog4j2.configurationFile={conf.as_uri()} -Dmobility.logfile={Path(log_file).resolve()}"
 
 
+def local_driver_options(configured: str = "", log_options: str = "") -> str:
+    """The local driver JVM's options: :data:`LOCAL_GC` unless ``configured`` chooses a collector, then
+    ``configured`` (the session's ``spark.driver.extraJavaOptions``), then ``log_options``."""
+    gc = "" if _GC_CHOICE.search(configured) else LOCAL_GC
+    return " ".join(part for part in (gc, configured.strip(), log_options) if part)
+
+
 def launched_by_spark_submit() -> bool:
     """True when spark-submit started this Python process (it then owns master and jars)."""
     return "PYSPARK_GATEWAY_PORT" in os.environ
@@ -224,11 +242,11 @@ def build_session(app_name: str, spark_conf: SparkConfig | None = None, *, log_f
                   "through spark.jars.packages instead", file=sys.stderr)
             settings["spark.jars.packages"] = delta_package()
     settings.update(spark_conf.conf)
-    if log_file is not None and not launched_by_spark_submit():
+    if not launched_by_spark_submit():
         # Must reach the driver JVM before it starts: pyspark passes builder settings to spark-submit.
-        settings["spark.driver.extraJavaOptions"] = " ".join(
-            filter(None, [settings.get("spark.driver.extraJavaOptions", ""), logging_options(log_file,
-                                                                                             verbose=verbose)]))
+        settings["spark.driver.extraJavaOptions"] = local_driver_options(
+            settings.get("spark.driver.extraJavaOptions", ""),
+            "" if log_file is None else logging_options(log_file, verbose=verbose))
     for key, value in settings.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()

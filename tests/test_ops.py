@@ -253,3 +253,19 @@ def test_jars_spark_ships_are_left_out():
              "unitycatalog-client-0.6.0.jar"]
     assert needed(names, shipped_by_spark()) == ["delta-spark_4.2_2.13-4.4.0.jar", "delta-storage-4.4.0.jar",
                                                  "unitycatalog-client-0.6.0.jar"]
+
+
+def test_local_jvm_runs_the_throughput_collector_unless_one_is_chosen(spark):
+    """Local mode's driver JVM runs the parallel collector (benchmarks/README.md measured G1 ~20 %
+    slower on 2 cores); a collector named in the session's own options wins, and options are kept."""
+    from mobility.spark import LOCAL_GC, local_driver_options
+
+    assert local_driver_options() == LOCAL_GC
+    assert local_driver_options(" -Dx=1 ", "-Dlog=a") == f"{LOCAL_GC} -Dx=1 -Dlog=a"
+    for chosen in ("-XX:+UseG1GC", "-Xmx1g -XX:+UseZGC -Dx=1", "-XX:+UseSerialGC"):
+        assert local_driver_options(chosen) == chosen
+    assert local_driver_options("-XX:-UseG1GC") == f"{LOCAL_GC} -XX:-UseG1GC"  # switching one off chooses none
+    # The suite's own session was built by build_session in local mode.
+    mf = spark.sparkContext._jvm.java.lang.management.ManagementFactory
+    collectors = {str(gc.getName()) for gc in mf.getGarbageCollectorMXBeans()}
+    assert collectors == {"PS Scavenge", "PS MarkSweep"}
