@@ -135,6 +135,12 @@ def summarize(runs: list[dict]) -> dict:
         "peak_driver_rss_mb": round(max(r["peak_driver_rss_bytes"] for r in runs) / 2**20),
         "peak_worker_rss_mb": round(max(r["peak_worker_rss_bytes"] for r in runs) / 2**20),
         "peak_jvm_old_gen_mb": round(max(old_gen) / 2**20),
+        # Time in the JVM's collections (the collectors' own count; absent from runs saved before it was).
+        "median_gc_seconds": (round(statistics.median(sum(c["seconds"] for c in r["jvm_gc"].values()) for r in runs), 2)
+                              if all("jvm_gc" in r for r in runs) else None),
+        "median_jvm_cpu_seconds": (round(statistics.median(r["jvm_cpu_seconds"] for r in runs), 1)
+                                   if all("jvm_cpu_seconds" in r for r in runs) else None),
+        "collectors": sorted({name for r in runs for name in r.get("jvm_gc", {})}),
     }
 
 

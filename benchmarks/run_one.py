@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -40,6 +41,21 @@ def jvm_heap_peaks(spark) -> dict[str, int]:
     return peaks
 
 
+def jvm_gc(spark) -> dict[str, dict[str, float]]:
+    """Collections and seconds spent in them per JVM collector since start (e.g. ``PS Scavenge``)."""
+    mf = spark.sparkContext._jvm.java.lang.management.ManagementFactory
+    return {str(gc.getName()): {"collections": int(gc.getCollectionCount()),
+                                "seconds": gc.getCollectionTime() / 1000} for gc in mf.getGarbageCollectorMXBeans()}
+
+
+def jvm_cpu_seconds(spark) -> float:
+    """CPU seconds the driver JVM has used since it started (in local mode it runs the tasks too), from
+    ``/proc``: on a machine whose speed drifts, a steadier comparison than wall time."""
+    pid = spark.sparkContext._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getPid()
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.run_one")
     p.add_argument("--variant", required=True, choices=VARIANTS)
@@ -59,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     spark = build_session(f"bench-{args.variant}", cfg.spark)
     run_ts = args.run_ts or dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
+    cpu0 = jvm_cpu_seconds(spark)
     t0 = time.perf_counter()
     if args.variant == "floor":
         events = read_raw(spark, cfg.lake.raw, "network_events", date.isoformat())
@@ -78,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
         pipeline.stage(Context(spark=spark, cfg=cfg, date=date, run_ts=run_ts, keys=keys, kernels=NAIVE))
     seconds = time.perf_counter() - t0
 
-    result = {"variant": args.variant, "seconds": seconds, "jvm_heap_peak_bytes": jvm_heap_peaks(spark)}
+    result = {"variant": args.variant, "seconds": seconds, "jvm_heap_peak_bytes": jvm_heap_peaks(spark),
+              "jvm_gc": jvm_gc(spark), "jvm_cpu_seconds": jvm_cpu_seconds(spark) - cpu0}
     spark.stop()
     print("BENCH_RESULT " + json.dumps(result), flush=True)
     return 0
