@@ -65,11 +65,13 @@ LOCAL_DEFAULTS: dict[str, str] = {
 }
 
 # Local mode's garbage collector (the driver JVM, which also runs the executors' tasks):
-# the throughput collector rather than the JVM's default, G1. On 2 cores G1's concurrent
-# threads and write barriers compete with the tasks: side by side on the benchmark lake
-# (same keys and run time, released tables identical) the pipeline took 109-114 s with G1
-# and 86-95 s with this at 1 M events, 162 s against 131 s at 4 M; the floor (one scan, one
-# write) was the same with either (benchmarks/README.md). A GC chosen in the session's own
+# the throughput collector rather than the JVM's default, G1, whose concurrent threads and
+# write barriers compete with the tasks on 2 cores. Measured on the benchmark lake, fresh
+# process per run, alternating, same keys and run time, released tables identical
+# (benchmarks/README.md, seventeenth session): 1 M events, median of 8 runs 99.8 s against
+# 110.0 s (faster in 7 of 8 pairs; the JVM's CPU time 10 % lower); 4 M, median 137.8 s of 6
+# against 155.2 s of 2. Its pauses are longer (3.7 s against 2 s in all at 1 M), which a
+# batch job does not mind. A collector chosen in the session's own
 # `spark.driver.extraJavaOptions` wins (the JVM refuses two). Under spark-submit the submit
 # command owns the JVMs' options (docs/deploy.md).
 LOCAL_GC = "-XX:+UseParallelGC"

@@ -256,7 +256,7 @@ def test_jars_spark_ships_are_left_out():
 
 
 def test_local_jvm_runs_the_throughput_collector_unless_one_is_chosen(spark):
-    """Local mode's driver JVM runs the parallel collector (benchmarks/README.md measured G1 ~20 %
+    """Local mode's driver JVM runs the parallel collector (benchmarks/README.md: G1 about 10 %
     slower on 2 cores); a collector named in the session's own options wins, and options are kept."""
     from mobility.spark import LOCAL_GC, local_driver_options
 
