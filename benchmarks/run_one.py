@@ -31,9 +31,14 @@ from mobility.spark import build_session
 VARIANTS = ("floor", "dataflow", "pipeline", "naive")
 
 
+def _management(spark):
+    """The driver JVM's ``java.lang.management.ManagementFactory``."""
+    return spark.sparkContext._jvm.java.lang.management.ManagementFactory
+
+
 def jvm_heap_peaks(spark) -> dict[str, int]:
     """Peak bytes used per JVM heap pool since start (the old generation is what stays live)."""
-    mf = spark.sparkContext._jvm.java.lang.management.ManagementFactory
+    mf = _management(spark)
     peaks = {}
     for pool in mf.getMemoryPoolMXBeans():
         if str(pool.getType().toString()) == "Heap memory":
@@ -43,15 +48,14 @@ def jvm_heap_peaks(spark) -> dict[str, int]:
 
 def jvm_gc(spark) -> dict[str, dict[str, float]]:
     """Collections and seconds spent in them per JVM collector since start (e.g. ``PS Scavenge``)."""
-    mf = spark.sparkContext._jvm.java.lang.management.ManagementFactory
-    return {str(gc.getName()): {"collections": int(gc.getCollectionCount()),
-                                "seconds": gc.getCollectionTime() / 1000} for gc in mf.getGarbageCollectorMXBeans()}
+    return {str(gc.getName()): {"collections": int(gc.getCollectionCount()), "seconds": gc.getCollectionTime() / 1000}
+            for gc in _management(spark).getGarbageCollectorMXBeans()}
 
 
 def jvm_cpu_seconds(spark) -> float:
     """CPU seconds the driver JVM has used since it started (in local mode it runs the tasks too), from
     ``/proc``: on a machine whose speed drifts, a steadier comparison than wall time."""
-    pid = spark.sparkContext._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getPid()
+    pid = _management(spark).getRuntimeMXBean().getPid()
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
