@@ -34,13 +34,20 @@ browser:
 
 # The three installs are independent (two virtualenvs, a distribution package): run them
 # side by side; the Airflow virtualenv is the one tests/test_dag.py would otherwise build.
+# The tests run in TEST_WORKERS processes (pytest-xdist), one test file per process at a time,
+# so that a file's module-scoped fixtures (a pipeline run, say) are built once. One process
+# kept 2 cores 76 % busy: the driver's work between Spark jobs is one thread. Each process
+# starts its own local[2] Spark session (2 GB heap). TEST_WORKERS=0 runs them in this process.
+TEST_WORKERS ?= 2
+PYTEST_PARALLEL := -n $(TEST_WORKERS) --dist loadfile
+
 test:
 	@$(MAKE) --no-print-directory -j3 setup browser airflow-venv
-	$(PYTHON) -m pytest -q --durations=20
+	$(PYTHON) -m pytest -q $(PYTEST_PARALLEL) --durations=20
 
 # The fast inner loop: no end-to-end runs, no cluster, no Airflow virtualenv.
 test-unit: setup
-	$(PYTHON) -m pytest -q -m "not e2e and not airflow"
+	$(PYTHON) -m pytest -q $(PYTEST_PARALLEL) -m "not e2e and not airflow"
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -14,6 +14,14 @@ from mobility.spark import INTERPRETED
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
+# pytest-xdist's workers run under `python -c`, whose __main__ has neither a __spec__ nor a
+# __file__: PySpark's Spark Connect import check (pyspark/sql/connect/utils.py) takes that for a
+# doctest run and calls sys.exit(0) when grpc is missing, and Great Expectations imports Spark
+# Connect's DataFrame. A file name on __main__ keeps the check to what it is meant to check.
+_main = sys.modules["__main__"]
+if getattr(_main, "__spec__", None) is None and not hasattr(_main, "__file__"):
+    _main.__file__ = "<pytest-xdist worker>"
+
 TEST_SPARK_CONF = {
     "spark.sql.shuffle.partitions": "2",
     "spark.default.parallelism": "2",
