@@ -141,6 +141,9 @@ def summarize(runs: list[dict]) -> dict:
         "median_jvm_cpu_seconds": (round(statistics.median(r["jvm_cpu_seconds"] for r in runs), 1)
                                    if all("jvm_cpu_seconds" in r for r in runs) else None),
         "collectors": sorted({name for r in runs for name in r.get("jvm_gc", {})}),
+        # The JIT compilers' time (all their threads; on 2 cores C2 competes with the tasks).
+        "median_jit_seconds": (round(statistics.median(r["jvm_jit"]["compile_seconds"] for r in runs), 1)
+                               if all("jvm_jit" in r for r in runs) else None),
     }
 
 

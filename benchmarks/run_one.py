@@ -60,6 +60,14 @@ def jvm_cpu_seconds(spark) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
+def jvm_jit(spark) -> dict[str, float]:
+    """Seconds the JIT compilers have spent since the JVM started, and classes loaded: a fresh JVM's
+    first queries pay for both, and on 2 cores the compiler threads compete with the tasks."""
+    mf = _management(spark)
+    return {"compile_seconds": mf.getCompilationMXBean().getTotalCompilationTime() / 1000,
+            "classes_loaded": int(mf.getClassLoadingMXBean().getTotalLoadedClassCount())}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.run_one")
     p.add_argument("--variant", required=True, choices=VARIANTS)
@@ -79,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     spark = build_session(f"bench-{args.variant}", cfg.spark)
     run_ts = args.run_ts or dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
-    cpu0 = jvm_cpu_seconds(spark)
+    cpu0, jit0 = jvm_cpu_seconds(spark), jvm_jit(spark)
     t0 = time.perf_counter()
     if args.variant == "floor":
         events = read_raw(spark, cfg.lake.raw, "network_events", date.isoformat())
@@ -100,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     seconds = time.perf_counter() - t0
 
     result = {"variant": args.variant, "seconds": seconds, "jvm_heap_peak_bytes": jvm_heap_peaks(spark),
-              "jvm_gc": jvm_gc(spark), "jvm_cpu_seconds": jvm_cpu_seconds(spark) - cpu0}
+              "jvm_gc": jvm_gc(spark), "jvm_cpu_seconds": jvm_cpu_seconds(spark) - cpu0,
+              "jvm_jit": {k: v - jit0[k] for k, v in jvm_jit(spark).items()}}
     spark.stop()
     print("BENCH_RESULT " + json.dumps(result), flush=True)
     return 0
