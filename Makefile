@@ -32,8 +32,6 @@ jars: $(STAMP)
 browser:
 	@bash scripts/install_chromium.sh
 
-# The three installs are independent (two virtualenvs, a distribution package): run them
-# side by side; the Airflow virtualenv is the one tests/test_dag.py would otherwise build.
 # The tests run in TEST_WORKERS processes (pytest-xdist), one test file per process at a time,
 # so that a file's module-scoped fixtures (a pipeline run, say) are built once. One process
 # kept 2 cores 76 % busy: the driver's work between Spark jobs is one thread. Each process
@@ -41,6 +39,8 @@ browser:
 TEST_WORKERS ?= 2
 PYTEST_PARALLEL := -n $(TEST_WORKERS) --dist loadfile
 
+# The three installs are independent (two virtualenvs, a distribution package): run them
+# side by side; the Airflow virtualenv is the one tests/test_dag.py would otherwise build.
 test:
 	@$(MAKE) --no-print-directory -j3 setup browser airflow-venv
 	$(PYTHON) -m pytest -q $(PYTEST_PARALLEL) --durations=20

@@ -1,4 +1,4 @@
-"""One session-scoped SparkSession for the whole suite (local[2], Delta, UTC, UI off)."""
+"""One session-scoped SparkSession per test process (local[2], Delta, UTC, UI off; `make test` runs two)."""
 
 from __future__ import annotations
 
