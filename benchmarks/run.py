@@ -25,6 +25,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from benchmarks.lake import BENCH_DATA, ROOT, ensure_lake
@@ -135,16 +136,20 @@ def summarize(runs: list[dict]) -> dict:
         "peak_driver_rss_mb": round(max(r["peak_driver_rss_bytes"] for r in runs) / 2**20),
         "peak_worker_rss_mb": round(max(r["peak_worker_rss_bytes"] for r in runs) / 2**20),
         "peak_jvm_old_gen_mb": round(max(old_gen) / 2**20),
-        # Time in the JVM's collections (the collectors' own count; absent from runs saved before it was).
-        "median_gc_seconds": (round(statistics.median(sum(c["seconds"] for c in r["jvm_gc"].values()) for r in runs), 2)
-                              if all("jvm_gc" in r for r in runs) else None),
-        "median_jvm_cpu_seconds": (round(statistics.median(r["jvm_cpu_seconds"] for r in runs), 1)
-                                   if all("jvm_cpu_seconds" in r for r in runs) else None),
+        # Time in the JVM's collections, its CPU and its JIT compilers' time (all their threads).
+        "median_gc_seconds": _median_of(runs, lambda r: sum(c["seconds"] for c in r["jvm_gc"].values()), 2),
+        "median_jvm_cpu_seconds": _median_of(runs, lambda r: r["jvm_cpu_seconds"], 1),
         "collectors": sorted({name for r in runs for name in r.get("jvm_gc", {})}),
-        # The JIT compilers' time (all their threads; on 2 cores C2 competes with the tasks).
-        "median_jit_seconds": (round(statistics.median(r["jvm_jit"]["compile_seconds"] for r in runs), 1)
-                               if all("jvm_jit" in r for r in runs) else None),
+        "median_jit_seconds": _median_of(runs, lambda r: r["jvm_jit"]["compile_seconds"], 1),
     }
+
+
+def _median_of(runs: list[dict], value: Callable[[dict], float], digits: int) -> float | None:
+    """The median of ``value(run)``, or None when a run lacks the field (saved before it was recorded)."""
+    try:
+        return round(statistics.median(value(r) for r in runs), digits)
+    except KeyError:
+        return None
 
 
 # --------------------------------------------------------------------------- report
