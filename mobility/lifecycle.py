@@ -55,9 +55,14 @@ def release_properties(r: RetentionConfig) -> dict[str, str]:
     return {**lifecycle_properties(r), "delta.dataSkippingNumIndexedCols": "0"}
 
 
-def sql_path(path: str) -> str:
-    """``delta.`<path>``` for SQL statements (backticks in a path are doubled)."""
-    return "delta.`" + path.replace("`", "``") + "`"
+def sql_path(spark: SparkSession, path: str) -> str:
+    """``delta.`<path>``` for SQL statements, the path qualified (backticks doubled).
+
+    Spark's SQL takes ``delta.`lake/x``` for a table name, not a path, unless the path is
+    absolute: a relative lake (``conf/local.yaml``'s) found its tables on the first run and
+    failed on the next one, which sets their properties.
+    """
+    return "delta.`" + qualified(spark, path).replace("`", "``") + "`"
 
 
 def prepare_table(spark: SparkSession, path: str, schema: T.StructType, properties: dict[str, str]) -> None:
@@ -81,7 +86,7 @@ def prepare_table(spark: SparkSession, path: str, schema: T.StructType, properti
 
 def table_properties(spark: SparkSession, path: str) -> dict[str, str]:
     """The table's properties (from its metadata only: ``DESCRIBE DETAIL`` would size every file)."""
-    return {r["key"]: r["value"] for r in spark.sql(f"SHOW TBLPROPERTIES {sql_path(path)}").collect()}
+    return {r["key"]: r["value"] for r in spark.sql(f"SHOW TBLPROPERTIES {sql_path(spark, path)}").collect()}
 
 
 def set_properties(spark: SparkSession, path: str, properties: dict[str, str]) -> bool:
@@ -91,7 +96,7 @@ def set_properties(spark: SparkSession, path: str, properties: dict[str, str]) -
     if not changed:
         return False
     pairs = ", ".join(f"'{k}' = '{v}'" for k, v in sorted(changed.items()))
-    spark.sql(f"ALTER TABLE {sql_path(path)} SET TBLPROPERTIES ({pairs})")
+    spark.sql(f"ALTER TABLE {sql_path(spark, path)} SET TBLPROPERTIES ({pairs})")
     return True
 
 
@@ -181,10 +186,10 @@ def purge(spark: SparkSession, path: str, *, retain_hours: int) -> dict[str, int
     props = table_properties(spark, path)
     reorged = props.get("delta.enableDeletionVectors", "false").lower() == "true"
     if reorged:
-        spark.sql(f"REORG TABLE {sql_path(path)} APPLY (PURGE)")
+        spark.sql(f"REORG TABLE {sql_path(spark, path)} APPLY (PURGE)")
     before = version(spark, path)
     with retention_check_off(spark, retain_hours):
-        spark.sql(f"VACUUM {sql_path(path)} RETAIN {retain_hours} HOURS").collect()
+        spark.sql(f"VACUUM {sql_path(spark, path)} RETAIN {retain_hours} HOURS").collect()
     # VACUUM records its own START/END commits with the files it deleted (Delta's vacuum logging).
     removed = metrics_since(spark, path, before, "numDeletedFiles")
     return {"files_removed": removed, "deletion_vectors_purged": reorged, "checkpointed": checkpoint(spark, path)}

@@ -506,3 +506,8 @@ def test_tables_are_created_from_a_file_uri_or_a_relative_path(spark, tmp_path):
             prepare_table(spark, path, _footfall(spark, 20).schema, wanted)
             props = DeltaTable.forPath(spark, path).detail().first()["properties"]
             assert {k: props.get(k) for k in wanted} == wanted, path
+            # The next run finds the table and sets what changed (a second `make demo` did, on a relative path).
+            changed = {**wanted, "delta.deletedFileRetentionDuration": "interval 48 hours"}
+            prepare_table(spark, path, _footfall(spark, 20).schema, changed)
+            props = DeltaTable.forPath(spark, path).detail().first()["properties"]
+            assert {k: props.get(k) for k in changed} == changed, path
