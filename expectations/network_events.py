@@ -68,8 +68,8 @@ def profile(df: DataFrame, p: SuiteParams, *, known_cells: DataFrame) -> DataFra
 def profile_of_counts(counts: Iterable[tuple[Mapping[str, bool], int]]) -> pd.DataFrame:
     """:func:`profile`'s row, from the number of rows per outcome of the checks (``({check: passed}, rows)``).
 
-    Stage 1 counts its tagged events by these outcomes in the aggregation that also
-    counts them by disposition, so the input gate costs no scan of its own.
+    Stage 1 counts its tagged events by these outcomes while its one pass over them runs
+    (``jobs.pseudonymize.tally_metrics``), so the input gate costs no scan of its own.
     """
     counts = [(dict(outcome), n) for outcome, n in counts]
     wrong = next((sorted(outcome) for outcome, _ in counts if set(outcome) != set(CHECKS)), None)

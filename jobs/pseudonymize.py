@@ -14,9 +14,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import pandas as pd
-from pyspark.sql import DataFrame, Observation
+from pyspark.sql import Column, DataFrame, Observation
 from pyspark.sql import functions as F
 
+from contract.columns import count_if
+from contract.vocabulary import DISPOSITIONS, REASONS
 from expectations import network_events as events_suite
 from mobility.io import read_raw
 from mobility.publish import Publisher
@@ -42,7 +44,7 @@ SCRATCH = ("_opted_out", "_age", "_business", "_cell_known")
 
 @dataclass
 class OnePass:
-    """Stage 1's one pass over the raw events: tag, hash, cache, count.
+    """Stage 1's one pass over the raw events: tag, count, hash, cache.
 
     The input gate starts it (:meth:`gate_profile`) once the other raw tables have
     passed their suites, so the gate's network_events profile costs no scan of its own.
@@ -56,32 +58,66 @@ class OnePass:
     opted_out: DataFrame | None = None
     counts: Counter[tuple[str, str | None]] = field(default_factory=Counter)  # rows per (disposition, reason)
     raw: Observation = field(default_factory=lambda: Observation("network_events"))  # rows as read, before any join
+    tally: Observation = field(default_factory=lambda: Observation("stage1_tally"))  # every tagged row, by outcome
 
     def gate_profile(self) -> pd.DataFrame:
-        """Tag every event and cache the result; count it by disposition and by the suite's checks in one
-        aggregation (<= 12 x 16 rows); return the network_events profile those counts give."""
+        """Tag every event, count the tagged rows by disposition and by the suite's checks while the pass
+        runs (one observation), and cache only the rows an output holds (kept and quarantined); return
+        the network_events profile those counts give."""
         cfg, date = self.ctx.cfg, self.ctx.date
         p = cfg.privacy
         self.opted_out = opted_out_msisdns(self.inputs["privacy_preferences"], as_of=self.ctx.run_ts)
-        checks = {f"_check_{name}": check for name, check in events_suite.row_checks(
-            date, canonical=F.col("msisdn"), cell_known=F.col("_cell_known")).items()}
+        checks = events_suite.row_checks(date, canonical=F.col("msisdn"), cell_known=F.col("_cell_known"))
         events = self.inputs["network_events"].observe(self.raw, F.count(F.lit(1)).alias("rows"))
+        tagged = tag_events(events, date=date, opted_out=self.opted_out, valid_cells=self.valid_cells,
+                            subscribers=self.inputs["subscribers"], age_band_edges=cfg.generalization.age_band_edges,
+                            min_age=p.min_age, exclude_business=p.exclude_business)
+        # The counts are aggregates of the pass that builds the cache, not a query over it: the cache
+        # then holds neither the check columns nor the rows no output keeps (opted out, minors,
+        # business lines: about a sixth of the bench's events), and those are never hashed.
         # The cache holds no raw identifier (already hashed). On disk, uncompressed (persist_on_disk): a
         # cached block is one input split (a 72 MB Parquet row group, ~5 M events), and at 20 M events on
         # a 4 GB heap the in-memory build ran out of memory, and so did re-reading a spilled block.
         self.tagged = persist_on_disk(
-            tag_events(events, date=date, opted_out=self.opted_out, valid_cells=self.valid_cells,
-                       subscribers=self.inputs["subscribers"], age_band_edges=cfg.generalization.age_band_edges,
-                       min_age=p.min_age, exclude_business=p.exclude_business)
-            .withColumns(checks)
+            tagged.observe(self.tally, *tally_metrics(checks))
+            .filter(F.col("disposition").isin(*OUTPUT_DISPOSITIONS))
             .transform(with_pseudonyms, hasher=self.hasher)
             .drop(*SCRATCH)
         )
-        by_outcome = []
-        for r in self.tagged.groupBy("disposition", "reason", *checks).count().collect():
-            self.counts[(r["disposition"], r["reason"])] += r["count"]
-            by_outcome.append(({name: r[f"_check_{name}"] for name in events_suite.CHECKS}, r["count"]))
-        return events_suite.profile_of_counts(by_outcome)
+        cached = self.tagged.count()  # builds the cache; the observation is complete once it returns
+        tally = self.tally.get
+        by_disposition = {d: tally[f"disposition_{i}"] for i, d in enumerate(DISPOSITIONS)}
+        by_reason = {r: tally[f"quarantine_{j}"] for j, r in enumerate(REASONS)}
+        if sum(by_disposition.values()) != tally["rows"] or sum(by_reason.values()) != by_disposition["quarantine"]:
+            raise ValueError(f"stage 1 tagged {tally['rows']} rows, but not each with a known disposition and, if "
+                             f"quarantined, a known reason: {by_disposition}, {by_reason}")
+        if cached != sum(by_disposition[d] for d in OUTPUT_DISPOSITIONS):
+            raise ValueError(f"stage 1 cached {cached} rows, but counted {by_disposition} by disposition")
+        self.counts.update({(d, None): n for d, n in by_disposition.items() if n and d != "quarantine"})
+        self.counts.update({("quarantine", r): n for r, n in by_reason.items() if n})
+        return events_suite.profile_of_counts(
+            [({name: bool(k >> i & 1) for i, name in enumerate(events_suite.CHECKS)}, tally[f"outcome_{k}"])
+             for k in range(2 ** len(events_suite.CHECKS)) if tally[f"outcome_{k}"]])
+
+
+# The dispositions whose rows an output holds: kept (pseudonymized_events) and quarantine.
+OUTPUT_DISPOSITIONS = ("kept", "quarantine")
+
+
+def tally_metrics(checks: dict[str, Column]) -> list[Column]:
+    """Aggregates of the tagged events (:func:`transforms.stage1.tag_events`, with the network_events
+    suite's ``checks``): all rows, rows per disposition, quarantined rows per reason, and rows per
+    outcome of the checks (bit ``i`` set when the ``i``-th check passed)."""
+    disposition, reason = F.col("disposition"), F.col("reason")
+    outcome = sum((F.when(checks[name], F.lit(1 << i)).otherwise(F.lit(0))
+                   for i, name in enumerate(events_suite.CHECKS)), F.lit(0))
+    return [
+        F.count(F.lit(1)).alias("rows"),
+        *[count_if(disposition == F.lit(d)).alias(f"disposition_{i}") for i, d in enumerate(DISPOSITIONS)],
+        *[count_if((disposition == F.lit("quarantine")) & (reason == F.lit(r))).alias(f"quarantine_{j}")
+          for j, r in enumerate(REASONS)],
+        *[count_if(outcome == F.lit(k)).alias(f"outcome_{k}") for k in range(2 ** len(events_suite.CHECKS))],
+    ]
 
 
 def stage(ctx: Context) -> None:

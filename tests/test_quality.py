@@ -127,6 +127,23 @@ def test_stage1_gate_profile_equals_the_suites_own_for_every_outcome_and_disposi
             assert got.at[0, column] == pytest.approx(want.at[0, column], abs=1e-12), column
         assert sum(one.counts.values()) == len(rows)
         assert {d for d, _ in one.counts} == {"opted_out", "minor", "business", "quarantine", "kept"}
+        # The counts are observed while the cache is built; they must be a plain count of the tagged
+        # rows, and the cache must hold exactly the rows an output keeps.
+        from collections import Counter
+
+        from transforms.stage1 import opted_out_msisdns, tag_events
+        p = params.cfg.privacy
+        tagged = tag_events(raw, date=DATE, opted_out=opted_out_msisdns(prefs, as_of=ctx.run_ts), valid_cells=cells,
+                            subscribers=subs, age_band_edges=params.cfg.generalization.age_band_edges,
+                            min_age=p.min_age, exclude_business=p.exclude_business)
+        want_counts = Counter()
+        for r in tagged.groupBy("disposition", "reason").count().collect():
+            want_counts[(r["disposition"], r["reason"] if r["disposition"] == "quarantine" else None)] += r["count"]
+        assert one.counts == want_counts
+        cached = Counter(r["disposition"] for r in one.tagged.select("disposition").collect())
+        assert cached == {d: n for d, n in Counter(d for d, _ in want_counts.elements()).items()
+                          if d in ("kept", "quarantine")}
+        assert one.tagged.filter("pseudo_id is null and disposition = 'kept'").count() == 0
     finally:
         if one.tagged is not None:
             one.tagged.unpersist()  # the session is shared: later tests check that nothing stays cached
